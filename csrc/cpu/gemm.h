@@ -1,0 +1,24 @@
+// The GEMMs of the CPU backend whose right operand is a weight used in place.
+// at::mm would route fp32 to MKL, which re-packs the weight on every call
+// (more work than the product itself for one step at small batch) and, on
+// AMD CPUs, runs its AVX2 kernels; oneDNN's brgemm ukernel reads the weight
+// as it lies and uses AVX-512 where the CPU has it.
+#pragma once
+
+#include <cstdint>
+
+namespace fastlstm::cpu {
+
+// C[M, N] = A[M, K] . B[K, N] (+ C when accumulate), row-major with leading
+// dimensions lda, ldb, ldc. C is split into fixed tiles spread over the thread
+// pool, each tile one uninterrupted K reduction: the result does not depend
+// on the thread count.
+template <typename T>
+void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+          int64_t ldc, bool accumulate);
+
+// Whether float GEMMs use oneDNN's brgemm ukernel (false: ATen mm).
+// FASTLSTM_CPU_GEMM=aten forces the ATen path, for tests and comparisons.
+bool gemm_uses_brgemm();
+
+}  // namespace fastlstm::cpu

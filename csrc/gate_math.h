@@ -1,0 +1,126 @@
+// The LSTM cell equations, written once for every backend: the CPU backend,
+// the CUDA kernels and the CPU SIMT emulator all include this header, so a
+// change to the math lands everywhere at once. Gate order is PyTorch's:
+// rows [0,H) input, [H,2H) forget, [2H,3H) cell candidate, [3H,4H) output.
+#pragma once
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__CUDACC__)
+#define FASTLSTM_HD __host__ __device__ __forceinline__
+#else
+#define FASTLSTM_HD inline
+#endif
+
+namespace fastlstm {
+
+enum Gate : int { kGateI = 0, kGateF = 1, kGateG = 2, kGateO = 3, kNumGates = 4 };
+
+// exp(x) for float without branches or table lookups, so that host loops
+// over it vectorize (libm's expf is a call per element). Cody-Waite range
+// reduction x = n*ln2 + r, |r| <= ln2/2, then a degree-6 polynomial for e^r:
+// within 2 ulp of expf over the clamped range (tests/test_gate_math.py).
+// NaN stays NaN: the clamps are comparisons that are false for NaN.
+inline float exp_poly(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  // Adding 1.5*2^23 rounds to an integer held in the low mantissa bits.
+  const float shifter = 12582912.0f;
+  const float t = x * 1.44269504088896341f + shifter;
+  const float n = t - shifter;
+  float r = x - n * 0.693359375f;       // ln2, high part (exact product)
+  r = r - n * -2.12194440e-4f;          // ln2, low part
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t t_bits;
+  memcpy(&t_bits, &t, sizeof t_bits);
+  const int32_t scale_bits = (t_bits - 0x4B400000 + 127) << 23;  // 2^n
+  float scale;
+  memcpy(&scale, &scale_bits, sizeof scale);
+  return p * scale;
+}
+
+// Overloads instead of templates on std:: so that nvcc picks its device
+// functions and the host compiler its own, from the same call site.
+FASTLSTM_HD float exp_of(float x) {
+#if defined(__CUDA_ARCH__)
+  return expf(x);
+#else
+  return exp_poly(x);
+#endif
+}
+FASTLSTM_HD double exp_of(double x) { return exp(x); }
+
+template <typename T>
+FASTLSTM_HD T sigmoid(T x) {
+  return T(1) / (T(1) + exp_of(-x));
+}
+
+// tanh through exp keeps the host loops vectorizable; the absolute error
+// stays within a few float ulp of 1 (the relative error near 0 is larger,
+// which the gates, bounded by 1, do not feel).
+FASTLSTM_HD float tanh_of(float x) {
+#if defined(__CUDA_ARCH__)
+  return tanhf(x);
+#else
+  return 2.0f * sigmoid(2.0f * x) - 1.0f;
+#endif
+}
+FASTLSTM_HD double tanh_of(double x) { return tanh(x); }
+
+template <typename T>
+struct CellState {
+  T i, f, g, o;  // activated gates, kept for the backward pass
+  T c;           // new cell state
+  T h;           // o * tanh(c): the hidden state before any projection
+};
+
+// Pre-activations (x W_ih^T + h W_hh^T + b) and c_{t-1} -> gates, c_t, h_t.
+template <typename T>
+FASTLSTM_HD CellState<T> cell_forward(T pre_i, T pre_f, T pre_g, T pre_o, T c_prev) {
+  CellState<T> s;
+  s.i = sigmoid(pre_i);
+  s.f = sigmoid(pre_f);
+  s.g = tanh_of(pre_g);
+  s.o = sigmoid(pre_o);
+  s.c = s.f * c_prev + s.i * s.g;
+  s.h = s.o * tanh_of(s.c);
+  return s;
+}
+
+template <typename T>
+struct CellGrad {
+  T di, df, dg, do_;  // gradients w.r.t. the gate pre-activations
+  T dc_prev;          // gradient w.r.t. c_{t-1}
+};
+
+// Reverse of cell_forward. dh is dL/dh_t (before projection), dc is the
+// gradient reaching c_t from step t+1; gates are the saved activations.
+template <typename T>
+FASTLSTM_HD CellGrad<T> cell_backward(T i, T f, T g, T o, T c, T c_prev, T dh, T dc) {
+  const T tanh_c = tanh_of(c);
+  const T dc_total = dc + dh * o * (T(1) - tanh_c * tanh_c);
+  CellGrad<T> d;
+  d.di = dc_total * g * i * (T(1) - i);
+  d.df = dc_total * c_prev * f * (T(1) - f);
+  d.dg = dc_total * i * (T(1) - g * g);
+  d.do_ = dh * tanh_c * o * (T(1) - o);
+  d.dc_prev = dc_total * f;
+  return d;
+}
+
+// The hidden state recomputed from saved gates and cell: the backward pass of
+// a projected LSTM needs it and the workspace stores only gates and cells.
+template <typename T>
+FASTLSTM_HD T hidden_from(T o, T c) {
+  return o * tanh_of(c);
+}
+
+}  // namespace fastlstm

@@ -1,0 +1,41 @@
+// Schemas of the fastlstm ops. Every backend (cpu/, cuda/) implements exactly
+// these and registers itself in its own file with TORCH_LIBRARY_IMPL.
+//
+// One call runs one layer in one direction over a whole sequence. Sequences
+// are time-major rows, as in a PackedSequence's data: step t owns rows
+// [offset_t, offset_t + batch_t), and batch_t never grows with t. A plain
+// [T, B, I] input is the same thing reshaped to [T*B, I] with batch_t = B,
+// which is what batch_sizes=None means.
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// Importing fastlstm._C loads this library, which runs the registrations.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(fastlstm, m) {
+  // input: [N, I]  h0: [B, P]  c0: [B, H]  w_ih: [4H, I]  w_hh: [4H, P]
+  // bias: [4H] (b_ih + b_hh)  w_hr: [P, H] (P = H without projection)
+  // batch_sizes: int64 [T] on the CPU, or None for N = T*B full batches.
+  // Returns output [N, P], h_n [B, P], c_n [B, H] and the backward
+  // workspace: activated gates [N, 4H] and cell states [N, H].
+  m.def(
+      "lstm_layer(Tensor input, Tensor h0, Tensor c0, Tensor w_ih, Tensor w_hh, "
+      "Tensor? bias, Tensor? w_hr, Tensor? batch_sizes, bool reverse) "
+      "-> (Tensor output, Tensor h_n, Tensor c_n, Tensor gates, Tensor cells)");
+  // grad_bias is always returned (the bias-free layer ignores it); grad_w_hr
+  // is empty without projection.
+  m.def(
+      "lstm_layer_backward(Tensor grad_output, Tensor grad_h_n, Tensor grad_c_n, "
+      "Tensor input, Tensor h0, Tensor c0, Tensor w_ih, Tensor w_hh, Tensor? w_hr, "
+      "Tensor? batch_sizes, bool reverse, Tensor output, Tensor gates, Tensor cells) "
+      "-> (Tensor grad_input, Tensor grad_h0, Tensor grad_c0, Tensor grad_w_ih, "
+      "Tensor grad_w_hh, Tensor grad_bias, Tensor grad_w_hr)");
+  // The gate nonlinearities exactly as a backend computes them, so that the
+  // tests can bound their error against torch.sigmoid / torch.tanh.
+  m.def("_gate_activations(Tensor x) -> (Tensor sigmoid, Tensor tanh)");
+}

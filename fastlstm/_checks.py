@@ -1,0 +1,38 @@
+"""Input validation shared by LSTM and LSTMCell. Messages and exception types
+follow torch.nn.LSTM's where it has one, so that code catching those keeps
+working after the swap."""
+import torch
+
+
+def check_dtype_device(name, tensor, weight, what="input"):
+    if not tensor.is_floating_point():
+        raise ValueError(
+            f"{name}: expected a floating-point {what} of dtype {weight.dtype}, "
+            f"got {tensor.dtype}")
+    if tensor.dtype != weight.dtype:
+        raise ValueError(
+            f"{name}: {what} dtype ({tensor.dtype}) does not match weight dtype "
+            f"({weight.dtype}). Convert the {what}: .to({weight.dtype}), or convert the "
+            f"model: model.to({tensor.dtype})")
+    if tensor.device != weight.device:
+        raise RuntimeError(
+            f"{name}: expected {what} on {weight.device} (the weights' device), "
+            f"got {what} on {tensor.device}")
+
+
+def check_hidden_shape(which, tensor, expected):
+    if tuple(tensor.shape) != tuple(expected):
+        raise RuntimeError(f"Expected hidden[{which}] size {tuple(expected)}, got {list(tensor.shape)}")
+
+
+def check_hidden_pair(name, hx):
+    # nn.LSTM raises RuntimeError for a tensor or a tuple of the wrong length.
+    if isinstance(hx, torch.Tensor):
+        raise RuntimeError(f"{name}: expected hx as a tuple (h_0, c_0) of two tensors, got one "
+                           f"Tensor of shape {list(hx.shape)}")
+    if not isinstance(hx, (tuple, list)):
+        raise TypeError(f"{name}: expected hx as a tuple (h_0, c_0) of two tensors, "
+                        f"got {type(hx).__name__}")
+    if len(hx) != 2 or not all(isinstance(t, torch.Tensor) for t in hx):
+        raise RuntimeError(f"{name}: expected hx as a tuple (h_0, c_0) of two tensors, got "
+                           f"{type(hx).__name__} of {len(hx)} items")

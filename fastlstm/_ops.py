@@ -1,0 +1,92 @@
+"""Python half of the fastlstm ops: fake (meta) kernels for torch.compile and
+the autograd formula. The schemas and kernels live in C++ (csrc/)."""
+import torch
+
+from . import _C  # noqa: F401  (loading the library registers the ops)
+
+__all__ = ["lstm_layer"]
+
+
+def _check_same_device(input, *tensors):
+    # The fake kernel also serves meta tensors, where a mix with real tensors
+    # would otherwise return uninitialised memory instead of an error.
+    for t in tensors:
+        if t is not None and t.device != input.device:
+            raise RuntimeError(f"fastlstm: expected every tensor on {input.device} (the input's "
+                               f"device), got one on {t.device}")
+
+
+@torch.library.register_fake("fastlstm::lstm_layer")
+def _lstm_layer_fake(input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse):
+    _check_same_device(input, h0, c0, w_ih, w_hh, bias, w_hr)
+    rows, hidden, proj = input.shape[0], w_ih.shape[0] // 4, w_hh.shape[1]
+    return (
+        input.new_empty(rows, proj),
+        h0.new_empty(h0.shape),
+        c0.new_empty(c0.shape),
+        input.new_empty(rows, 4 * hidden),
+        input.new_empty(rows, hidden),
+    )
+
+
+@torch.library.register_fake("fastlstm::lstm_layer_backward")
+def _lstm_layer_backward_fake(grad_output, grad_h_n, grad_c_n, input, h0, c0, w_ih, w_hh, w_hr,
+                              batch_sizes, reverse, output, gates, cells):
+    _check_same_device(input, grad_output, grad_h_n, grad_c_n, h0, c0, w_ih, w_hh, w_hr, output,
+                       gates, cells)
+    grad_w_hr = w_hr.new_empty(w_hr.shape) if w_hr is not None else input.new_empty(0)
+    return (
+        input.new_empty(input.shape),
+        h0.new_empty(h0.shape),
+        c0.new_empty(c0.shape),
+        w_ih.new_empty(w_ih.shape),
+        w_hh.new_empty(w_hh.shape),
+        w_ih.new_empty(w_ih.shape[0]),
+        grad_w_hr,
+    )
+
+
+def _setup_context(ctx, inputs, output):
+    input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse = inputs
+    out, _h_n, _c_n, gates, cells = output
+    ctx.mark_non_differentiable(gates, cells)
+    ctx.save_for_backward(input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, out, gates, cells)
+    ctx.reverse = reverse
+    ctx.has_bias = bias is not None
+
+
+def _backward(ctx, grad_output, grad_h_n, grad_c_n, _grad_gates, _grad_cells):
+    input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, out, gates, cells = ctx.saved_tensors
+    # Outputs that took no part in the loss may arrive as None.
+    grad_output = torch.zeros_like(out) if grad_output is None else grad_output
+    grad_h_n = torch.zeros_like(h0) if grad_h_n is None else grad_h_n
+    grad_c_n = torch.zeros_like(c0) if grad_c_n is None else grad_c_n
+    grads = torch.ops.fastlstm.lstm_layer_backward(
+        grad_output, grad_h_n, grad_c_n, input, h0, c0, w_ih, w_hh, w_hr,
+        batch_sizes, ctx.reverse, out, gates, cells)
+    grad_input, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_bias, grad_w_hr = grads
+    return (grad_input, grad_h0, grad_c0, grad_w_ih, grad_w_hh,
+            grad_bias if ctx.has_bias else None,
+            grad_w_hr if w_hr is not None else None,
+            None, None)
+
+
+torch.library.register_autograd("fastlstm::lstm_layer", _backward, setup_context=_setup_context)
+
+
+def _no_double_backward(ctx, *grads):
+    raise RuntimeError("fastlstm: second-order gradients (double backward, create_graph=True "
+                       "through an LSTM) are not supported; use torch.nn.LSTM for them")
+
+
+torch.library.register_autograd("fastlstm::lstm_layer_backward", _no_double_backward,
+                                setup_context=lambda ctx, inputs, output: None)
+
+
+def lstm_layer(input, h0, c0, w_ih, w_hh, bias=None, w_hr=None, batch_sizes=None, reverse=False):
+    """One layer, one direction, over time-major rows; see csrc/lstm_op.cpp.
+
+    Returns (output [N, P], h_n [B, P], c_n [B, H])."""
+    output, h_n, c_n, _gates, _cells = torch.ops.fastlstm.lstm_layer(
+        input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse)
+    return output, h_n, c_n

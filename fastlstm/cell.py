@@ -1,0 +1,73 @@
+"""fastlstm.LSTMCell: torch.nn.LSTMCell's interface and parameters; one step is
+one call of the fused layer op with a single time step."""
+import math
+
+import torch
+from torch import nn
+
+from ._checks import check_dtype_device, check_hidden_pair
+from ._ops import lstm_layer
+
+__all__ = ["LSTMCell"]
+
+
+class LSTMCell(nn.Module):
+    """Drop-in replacement for :class:`torch.nn.LSTMCell`."""
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.bias = bias
+        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size, **factory))
+        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size, **factory))
+        if bias:
+            self.bias_ih = nn.Parameter(torch.empty(4 * hidden_size, **factory))
+            self.bias_hh = nn.Parameter(torch.empty(4 * hidden_size, **factory))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+    def forward(self, input, hx=None):
+        if input.dim() not in (1, 2):
+            raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
+        check_dtype_device("LSTMCell", input, self.weight_ih)
+        if input.shape[-1] != self.input_size:
+            raise RuntimeError(f"input has inconsistent input_size: got {input.shape[-1]} "
+                               f"expected {self.input_size}")
+        unbatched = input.dim() == 1
+        x = input.unsqueeze(0) if unbatched else input
+        h0, c0 = self._initial_state(x, hx, unbatched)
+        bias = self.bias_ih + self.bias_hh if self.bias else None
+        _, h, c = lstm_layer(x, h0, c0, self.weight_ih, self.weight_hh, bias)
+        return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
+
+    def _initial_state(self, x, hx, unbatched):
+        batch = x.shape[0]
+        if hx is None:
+            zeros = x.new_zeros(batch, self.hidden_size)
+            return zeros, zeros
+        check_hidden_pair("LSTMCell", hx)
+        h0, c0 = (t.unsqueeze(0) for t in hx) if unbatched else hx
+        for i, t in enumerate((h0, c0)):
+            if t.dim() != 2:
+                raise ValueError(f"LSTMCell: Expected hx[{i}] to be {1 if unbatched else 2}D, "
+                                 f"got {t.dim() - unbatched}D instead")
+            if t.shape[0] != batch:
+                raise RuntimeError(f"Input batch size {batch} doesn't match hidden{i} batch "
+                                   f"size {t.shape[0]}")
+            if t.shape[1] != self.hidden_size:
+                raise RuntimeError(f"hidden{i} has inconsistent hidden_size: got {t.shape[1]}, "
+                                   f"expected {self.hidden_size}")
+            check_dtype_device("LSTMCell", t, self.weight_ih, f"hx[{i}]")
+        return h0, c0

@@ -1,0 +1,201 @@
+"""fastlstm.LSTM: torch.nn.LSTM's interface, parameters and results, run by the
+fused fastlstm ops one layer direction at a time.
+
+It is an nn.Module rather than an nn.LSTM subclass on purpose: torch.compile
+refuses to trace anything that is an nn.LSTM."""
+import math
+import numbers
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+from ._checks import check_dtype_device, check_hidden_pair, check_hidden_shape
+from ._ops import lstm_layer
+
+__all__ = ["LSTM"]
+
+_CONFIG = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
+           "bidirectional", "proj_size")
+
+
+class LSTM(nn.Module):
+    """Drop-in replacement for :class:`torch.nn.LSTM` (same constructor, parameter
+    names, shapes, initialization, inputs and outputs)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None):
+        super().__init__()
+        _check_config(hidden_size, num_layers, dropout, proj_size)
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = float(dropout)
+        self.bidirectional = bidirectional
+        self.proj_size = proj_size
+        factory = {"device": device, "dtype": dtype}
+        dirs = 2 if bidirectional else 1
+        real_hidden = proj_size or hidden_size
+        # Registration order is nn.LSTM's, so the same seed gives the same weights.
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else real_hidden * dirs
+            for direction in range(dirs):
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                shapes = {"weight_ih": (4 * hidden_size, layer_input),
+                          "weight_hh": (4 * hidden_size, real_hidden)}
+                if bias:
+                    shapes.update(bias_ih=(4 * hidden_size,), bias_hh=(4 * hidden_size,))
+                if proj_size:
+                    shapes["weight_hr"] = (proj_size, hidden_size)
+                for name, shape in shapes.items():
+                    setattr(self, name + suffix, nn.Parameter(torch.empty(shape, **factory)))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def flatten_parameters(self):
+        """Kept for code written for nn.LSTM; fastlstm needs no flat weight buffer."""
+
+    @classmethod
+    def from_torch(cls, module):
+        """A fastlstm.LSTM with the configuration and weights of an nn.LSTM."""
+        weight = next(module.parameters())
+        new = cls(**{k: getattr(module, k) for k in _CONFIG}, device=weight.device,
+                  dtype=weight.dtype)
+        new.load_state_dict(module.state_dict())
+        new.train(module.training)
+        return new
+
+    def to_torch(self):
+        """An nn.LSTM with this module's configuration and weights."""
+        weight = next(self.parameters())
+        new = nn.LSTM(**{k: getattr(self, k) for k in _CONFIG}, device=weight.device,
+                      dtype=weight.dtype)
+        new.load_state_dict(self.state_dict())
+        new.train(self.training)
+        return new
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        defaults = {"proj_size": 0, "num_layers": 1, "bias": True, "batch_first": False,
+                    "dropout": 0.0, "bidirectional": False}
+        for key, default in defaults.items():
+            if getattr(self, key) != default:
+                s += f", {key}={getattr(self, key)}"
+        return s
+
+    def forward(self, input, hx=None):
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
+        if input.dim() not in (2, 3):
+            raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {input.dim()}D instead")
+        self._check_input(input)
+        unbatched = input.dim() == 2
+        x = input.unsqueeze(1) if unbatched else input
+        if self.batch_first and not unbatched:
+            x = x.transpose(0, 1)
+        steps, batch = x.shape[0], x.shape[1]
+        if steps == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+        h0, c0 = self._initial_state(x, hx, batch, unbatched)
+        rows, h_n, c_n = self._run_layers(x.reshape(steps * batch, x.shape[2]), h0, c0, None)
+        output = rows.view(steps, batch, rows.shape[1])
+        if unbatched:
+            return output.squeeze(1), (h_n.squeeze(1), c_n.squeeze(1))
+        if self.batch_first:
+            output = output.transpose(0, 1)
+        return output, (h_n, c_n)
+
+    def _forward_packed(self, packed, hx):
+        data, batch_sizes, sorted_indices, unsorted_indices = packed
+        self._check_input(data)
+        h0, c0 = self._initial_state(data, hx, int(batch_sizes[0]), False)
+        if sorted_indices is not None:
+            h0, c0 = h0.index_select(1, sorted_indices), c0.index_select(1, sorted_indices)
+        rows, h_n, c_n = self._run_layers(data, h0, c0, batch_sizes)
+        if unsorted_indices is not None:
+            h_n, c_n = h_n.index_select(1, unsorted_indices), c_n.index_select(1, unsorted_indices)
+        return PackedSequence(rows, batch_sizes, sorted_indices, unsorted_indices), (h_n, c_n)
+
+    def _check_input(self, input):
+        weight = self.weight_ih_l0
+        check_dtype_device("LSTM", input, weight)
+        if input.shape[-1] != self.input_size:
+            raise RuntimeError(f"input.size(-1) must be equal to input_size. "
+                               f"Expected {self.input_size}, got {input.shape[-1]}")
+
+    def _initial_state(self, x, hx, batch, unbatched):
+        dirs = 2 if self.bidirectional else 1
+        layers = self.num_layers * dirs
+        h_shape = (layers, batch, self.proj_size or self.hidden_size)
+        c_shape = (layers, batch, self.hidden_size)
+        if hx is None:
+            return x.new_zeros(h_shape), x.new_zeros(c_shape)
+        check_hidden_pair("LSTM", hx)
+        h0, c0 = hx
+        if unbatched:
+            if h0.dim() != 2 or c0.dim() != 2:
+                raise RuntimeError(f"For unbatched 2-D input, hx and cx should also be 2-D but "
+                                   f"got ({h0.dim()}-D, {c0.dim()}-D) tensors")
+            h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
+        elif h0.dim() != 3 or c0.dim() != 3:
+            raise RuntimeError(f"For batched 3-D input, hx and cx should also be 3-D but "
+                               f"got ({h0.dim()}-D, {c0.dim()}-D) tensors")
+        check_hidden_shape(0, h0, h_shape)
+        check_hidden_shape(1, c0, c_shape)
+        check_dtype_device("LSTM", h0, self.weight_ih_l0, "hx")
+        check_dtype_device("LSTM", c0, self.weight_ih_l0, "cx")
+        return h0, c0
+
+    def _layer_weights(self, layer, direction):
+        suffix = f"_l{layer}" + ("_reverse" if direction else "")
+        bias = None
+        if self.bias:
+            bias = getattr(self, "bias_ih" + suffix) + getattr(self, "bias_hh" + suffix)
+        w_hr = getattr(self, "weight_hr" + suffix) if self.proj_size else None
+        return getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix), bias, w_hr
+
+    def _run_layers(self, rows, h0, c0, batch_sizes):
+        dirs = 2 if self.bidirectional else 1
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(dirs):
+                k = layer * dirs + direction
+                out, h, c = lstm_layer(rows, h0[k], c0[k], *self._layer_weights(layer, direction),
+                                       batch_sizes=batch_sizes, reverse=bool(direction))
+                outputs.append(out)
+                h_n.append(h)
+                c_n.append(c)
+            rows = torch.cat(outputs, dim=1) if dirs == 2 else outputs[0]
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                rows = F.dropout(rows, self.dropout, training=True)
+        return rows, torch.stack(h_n), torch.stack(c_n)
+
+
+def _check_config(hidden_size, num_layers, dropout, proj_size):
+    if not isinstance(dropout, numbers.Number) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
+        raise ValueError("dropout should be a number in range [0, 1] representing the "
+                         f"probability of an element being zeroed, got {dropout}")
+    if dropout > 0 and num_layers == 1:
+        warnings.warn("dropout option adds dropout after all but last recurrent layer, so "
+                      f"non-zero dropout expects num_layers greater than 1, but got "
+                      f"dropout={dropout} and num_layers={num_layers}", stacklevel=3)
+    for name, value in (("hidden_size", hidden_size), ("num_layers", num_layers)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
+        if value <= 0:
+            raise ValueError(f"{name} must be greater than zero, got {value}")
+    if proj_size < 0:
+        raise ValueError(f"proj_size should be a positive integer or zero to disable "
+                         f"projections, got {proj_size}")
+    if proj_size >= hidden_size:
+        raise ValueError(f"proj_size has to be smaller than hidden_size, got proj_size="
+                         f"{proj_size} and hidden_size={hidden_size}")

@@ -1,0 +1,44 @@
+"""Builds fastlstm._C: the CPU backend always, the CUDA backend when nvcc and a
+CUDA build of torch are both present (FASTLSTM_FORCE_CPU=1 skips it)."""
+import glob
+import os
+
+import torch
+from setuptools import find_packages, setup
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def sources(pattern):
+    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+
+
+def build_cuda():
+    if os.environ.get("FASTLSTM_FORCE_CPU", "0") == "1":
+        return False
+    has_nvcc = CUDA_HOME is not None and os.path.exists(os.path.join(CUDA_HOME, "bin", "nvcc"))
+    return torch.version.cuda is not None and has_nvcc
+
+
+def extension():
+    cxx = ["-O3", "-std=c++17", "-fopenmp"]
+    cpu_sources = sources("csrc/*.cpp") + sources("csrc/cpu/*.cpp")
+    if not build_cuda():
+        return CppExtension(
+            "fastlstm._C", cpu_sources,
+            extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"],
+        )
+    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;8.6;9.0")
+    return CUDAExtension(
+        "fastlstm._C", cpu_sources + sources("csrc/cuda/*.cpp") + sources("csrc/cuda/*.cu"),
+        extra_compile_args={"cxx": cxx + ["-DFASTLSTM_WITH_CUDA"], "nvcc": ["-O3", "-std=c++17"]},
+        extra_link_args=["-fopenmp"],
+    )
+
+
+setup(
+    packages=find_packages(include=["fastlstm", "fastlstm.*"]),
+    ext_modules=[extension()],
+    cmdclass={"build_ext": BuildExtension},
+)

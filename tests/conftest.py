@@ -1,0 +1,203 @@
+"""Shared helpers: build an (nn.LSTM, fastlstm.LSTM) pair with one state_dict,
+run a module with leaf inputs and a fixed upstream gradient, and compare
+everything that comes out (outputs, final states and every gradient)."""
+import os
+from dataclasses import dataclass
+
+# Spinning OpenMP workers make every small GEMM ~100x slower whenever the two
+# cores are busy with anything else; sleeping workers give the same results.
+# Read once when torch loads, so it has to be set before the first import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+
+import fastlstm
+
+FP32_TOL = {"atol": 1e-5, "rtol": 1e-4}
+FP64_TOL = {"atol": 1e-10, "rtol": 1e-9}
+
+
+def pytest_configure(config):
+    # nn.LSTM warns on every CPU call with proj_size > 0 (no oneDNN path); harmless here.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:LSTM with projections is not supported with oneDNN:UserWarning")
+
+
+@pytest.fixture(autouse=True)
+def _restore_num_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def tol_for(dtype):
+    return FP64_TOL if dtype == torch.float64 else FP32_TOL
+
+
+def make_pair(seed=0, dtype=torch.float32, **config):
+    """nn.LSTM and fastlstm.LSTM with the same configuration and weights."""
+    torch.manual_seed(seed)
+    ref = nn.LSTM(**config, dtype=dtype)
+    fast = fastlstm.LSTM(**config, dtype=dtype)
+    fast.load_state_dict(ref.state_dict())
+    return ref, fast
+
+
+def make_cell_pair(seed=0, dtype=torch.float32, **config):
+    torch.manual_seed(seed)
+    ref = nn.LSTMCell(**config, dtype=dtype)
+    fast = fastlstm.LSTMCell(**config, dtype=dtype)
+    fast.load_state_dict(ref.state_dict())
+    return ref, fast
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input layout for an LSTM: batch=None means unbatched 2-D input;
+    lengths (one per sequence) means a PackedSequence built from padded input."""
+    config: dict
+    steps: int = 4
+    batch: int = 3
+    lengths: tuple = None
+    enforce_sorted: bool = True
+    with_hx: bool = True
+
+    @property
+    def packed(self):
+        return self.lengths is not None
+
+    def __str__(self):
+        cfg = ",".join(f"{k}={v}" for k, v in self.config.items())
+        parts = [cfg, f"T={self.steps}", f"B={self.batch}"]
+        if self.packed:
+            parts.append(f"lengths={list(self.lengths)}" + ("" if self.enforce_sorted else ",unsorted"))
+        if not self.with_hx:
+            parts.append("hx=None")
+        return " ".join(parts)
+
+
+def state_sizes(config):
+    dirs = 2 if config.get("bidirectional") else 1
+    layers = config.get("num_layers", 1) * dirs
+    hidden = config["hidden_size"]
+    return layers, config.get("proj_size", 0) or hidden, hidden
+
+
+def make_leaves(case, dtype=torch.float32, seed=1):
+    """Input and (optionally) hx as fresh leaf tensors, laid out as nn.LSTM expects."""
+    gen = torch.Generator().manual_seed(seed)
+    cfg = case.config
+    layers, proj, hidden = state_sizes(cfg)
+    if case.batch is None:
+        x_shape, h_shape, c_shape = (case.steps, cfg["input_size"]), (layers, proj), (layers, hidden)
+    else:
+        x_shape = (case.steps, case.batch, cfg["input_size"])
+        if cfg.get("batch_first"):
+            x_shape = (case.batch, case.steps, cfg["input_size"])
+        h_shape, c_shape = (layers, case.batch, proj), (layers, case.batch, hidden)
+    x = torch.randn(x_shape, generator=gen, dtype=dtype).requires_grad_()
+    hx = None
+    if case.with_hx:
+        hx = tuple(torch.randn(s, generator=gen, dtype=dtype).requires_grad_()
+                   for s in (h_shape, c_shape))
+    return x, hx
+
+
+def module_input(case, x):
+    if not case.packed:
+        return x
+    return pack_padded_sequence(x, torch.tensor(case.lengths),
+                                batch_first=bool(case.config.get("batch_first")),
+                                enforce_sorted=case.enforce_sorted)
+
+
+def run_lstm(forward, params, case, dtype=torch.float32):
+    """Runs forward(input, hx) -> (output, (h_n, c_n)) on leaves made for case, backpropagates a
+    random upstream gradient through output, h_n and c_n, and returns every result by name.
+
+    The same seeds are used for every module, so results of two modules are comparable."""
+    x, hx = make_leaves(case, dtype)
+    output, (h_n, c_n) = forward(module_input(case, x), hx)
+    out_data = output.data if isinstance(output, PackedSequence) else output
+    gen = torch.Generator().manual_seed(2)
+    loss = sum((t * torch.randn(t.shape, generator=gen, dtype=dtype)).sum()
+               for t in (out_data, h_n, c_n))
+    named = dict(params)
+    grads = torch.autograd.grad(loss, [x] + list(hx or ()) + list(named.values()), allow_unused=True)
+    results = {"output": out_data, "h_n": h_n, "c_n": c_n, "grad_input": grads[0]}
+    if hx is not None:
+        results.update(grad_h0=grads[1], grad_c0=grads[2])
+    for name, grad in zip(named, grads[1 + len(hx or ()):]):
+        results["grad_" + name] = grad
+    if isinstance(output, PackedSequence):
+        results["batch_sizes"] = output.batch_sizes
+        for key in ("sorted_indices", "unsorted_indices"):
+            if getattr(output, key) is not None:
+                results[key] = getattr(output, key)
+    return results
+
+
+def run_module(module, case, dtype=torch.float32):
+    return run_lstm(module, module.named_parameters(), case, dtype)
+
+
+def run_reference(module, case, dtype=torch.float32):
+    """fastlstm.reference.lstm_ref on module's parameters."""
+    return run_lstm(lambda inp, hx: fastlstm.reference.lstm_ref(module, inp, hx),
+                    module.named_parameters(), case, dtype)
+
+
+def assert_all_close(actual, expected, **tol):
+    """assert_close item by item over two sequences of tensors; bitwise without tol."""
+    actual, expected = list(actual), list(expected)
+    assert len(actual) == len(expected)
+    tol = tol or {"rtol": 0, "atol": 0}
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        torch.testing.assert_close(a, e, **tol, msg=lambda m, i=i: f"item {i}: {m}")
+
+
+def assert_results_close(actual, expected, **tol):
+    assert actual.keys() == expected.keys()
+    for key, value in expected.items():
+        assert actual[key] is not None, f"{key} is None"
+        assert value is not None, f"expected {key} is None"
+        torch.testing.assert_close(actual[key], value, **tol, msg=lambda m, key=key: f"{key}: {m}")
+
+
+def assert_results_equal(actual, expected):
+    assert actual.keys() == expected.keys()
+    for key, value in expected.items():
+        assert torch.equal(actual[key], value), f"{key} differs bitwise"
+
+
+def layer_args(steps=4, batch=3, input_size=3, hidden=5, proj=0, bias=True, batch_sizes=None,
+               dtype=torch.float64, requires_grad=False, seed=0):
+    """Arguments of the lstm_layer op, by name and in schema order (reverse excluded).
+
+    With batch_sizes (a list) the rows are packed: N = sum(batch_sizes), B = batch_sizes[0]."""
+    gen = torch.Generator().manual_seed(seed)
+    p = proj or hidden
+    if batch_sizes is not None:
+        rows, batch = sum(batch_sizes), batch_sizes[0]
+        batch_sizes = torch.tensor(batch_sizes, dtype=torch.int64)
+    else:
+        rows = steps * batch
+
+    def rand(*shape, scale=1.0):
+        t = (torch.rand(shape, generator=gen, dtype=dtype) * 2 - 1) * scale
+        return t.requires_grad_(requires_grad)
+
+    bound = hidden ** -0.5
+    return {
+        "input": rand(rows, input_size),
+        "h0": rand(batch, p),
+        "c0": rand(batch, hidden),
+        "w_ih": rand(4 * hidden, input_size, scale=bound),
+        "w_hh": rand(4 * hidden, p, scale=bound),
+        "bias": rand(4 * hidden, scale=bound) if bias else None,
+        "w_hr": rand(proj, hidden, scale=bound) if proj else None,
+        "batch_sizes": batch_sizes,
+    }

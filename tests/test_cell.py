@@ -1,0 +1,83 @@
+"""fastlstm.LSTMCell against torch.nn.LSTMCell with the same weights."""
+import pytest
+import torch
+from torch.func import functional_call
+
+import fastlstm
+from conftest import assert_results_close, make_cell_pair, make_pair, tol_for
+
+INPUT, HIDDEN = 3, 5
+
+
+def run_cell(cell, batch, with_hx, dtype):
+    """Output h, c and the gradients of input, hx and every parameter under a fixed
+    random upstream gradient; batch=None means an unbatched 1-D input."""
+    gen = torch.Generator().manual_seed(1)
+    lead = () if batch is None else (batch,)
+    x = torch.randn(*lead, INPUT, generator=gen, dtype=dtype, requires_grad=True)
+    hx = None
+    if with_hx:
+        hx = tuple(torch.randn(*lead, HIDDEN, generator=gen, dtype=dtype, requires_grad=True)
+                   for _ in range(2))
+    h, c = cell(x, hx)
+    loss = sum((t * torch.randn(t.shape, generator=gen, dtype=dtype)).sum() for t in (h, c))
+    params = dict(cell.named_parameters())
+    leaves = [x, *(hx or ()), *params.values()]
+    grads = torch.autograd.grad(loss, leaves)
+    names = ["input"] + (["h0", "c0"] if with_hx else []) + list(params)
+    return {"h": h, "c": c, **{"grad_" + n: g for n, g in zip(names, grads)}}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("with_hx", [True, False], ids=["hx", "hx_none"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+@pytest.mark.parametrize("batch", [None, 1, 4], ids=["unbatched", "B1", "B4"])
+def test_cell_matches_torch(batch, bias, with_hx, dtype):
+    ref, fast = make_cell_pair(input_size=INPUT, hidden_size=HIDDEN, bias=bias, dtype=dtype)
+    expected = run_cell(ref, batch, with_hx, dtype)
+    actual = run_cell(fast, batch, with_hx, dtype)
+    assert actual["h"].shape == expected["h"].shape
+    assert_results_close(actual, expected, **tol_for(dtype))
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+def test_gradcheck_cell(bias):
+    torch.manual_seed(0)
+    cell = fastlstm.LSTMCell(INPUT, HIDDEN, bias=bias, dtype=torch.float64)
+    names = [n for n, _ in cell.named_parameters()]
+
+    def fn(x, h, c, *params):
+        return functional_call(cell, dict(zip(names, params)), (x, (h, c)))
+
+    inputs = [torch.randn(2, INPUT, dtype=torch.float64), torch.randn(2, HIDDEN, dtype=torch.float64),
+              torch.randn(2, HIDDEN, dtype=torch.float64)]
+    inputs += [p.detach().clone() for p in cell.parameters()]
+    assert torch.autograd.gradcheck(fn, [t.requires_grad_() for t in inputs])
+
+
+def test_cell_steps_match_single_layer_lstm():
+    # The same weights under LSTM names: stepping the cell must give the layer's outputs.
+    _, lstm = make_pair(input_size=INPUT, hidden_size=HIDDEN)
+    cell = fastlstm.LSTMCell(INPUT, HIDDEN)
+    cell.load_state_dict({k.removesuffix("_l0"): v for k, v in lstm.state_dict().items()})
+    torch.manual_seed(2)
+    x = torch.randn(4, 2, INPUT)
+    expected, (h_n, c_n) = lstm(x)
+    h = c = torch.zeros(2, HIDDEN)
+    for t in range(4):
+        h, c = cell(x[t], (h, c))
+        torch.testing.assert_close(h, expected[t])
+    torch.testing.assert_close(h, h_n[0])
+    torch.testing.assert_close(c, c_n[0])
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_cell_init_state_dict_and_repr_match_torch(bias):
+    torch.manual_seed(4)
+    ref = torch.nn.LSTMCell(INPUT, HIDDEN, bias=bias)
+    torch.manual_seed(4)
+    fast = fastlstm.LSTMCell(INPUT, HIDDEN, bias=bias)
+    assert list(fast.state_dict()) == list(ref.state_dict())
+    for key, value in ref.state_dict().items():
+        torch.testing.assert_close(fast.state_dict()[key], value, rtol=0, atol=0)
+    assert str(fast) == str(ref)
