@@ -22,10 +22,12 @@ TORCH_LIBRARY(fastlstm, m) {
   // bias: [4H] (b_ih + b_hh)  w_hr: [P, H] (P = H without projection)
   // batch_sizes: int64 [T] on the CPU, or None for N = T*B full batches.
   // Returns output [N, P], h_n [B, P], c_n [B, H] and the backward
-  // workspace: activated gates [N, 4H] and cell states [N, H].
+  // workspace: activated gates [N, 4H] and cell states [N, H]. Without
+  // save_workspace (inference) both come back empty and the forward keeps
+  // only a few steps of gates at a time.
   m.def(
       "lstm_layer(Tensor input, Tensor h0, Tensor c0, Tensor w_ih, Tensor w_hh, "
-      "Tensor? bias, Tensor? w_hr, Tensor? batch_sizes, bool reverse) "
+      "Tensor? bias, Tensor? w_hr, Tensor? batch_sizes, bool reverse, bool save_workspace) "
       "-> (Tensor output, Tensor h_n, Tensor c_n, Tensor gates, Tensor cells)");
   // grad_bias is always returned (the bias-free layer ignores it); grad_w_hr
   // is empty without projection.

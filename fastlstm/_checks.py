@@ -4,6 +4,16 @@ working after the swap."""
 import torch
 
 
+def under_autocast(tensor, weight):
+    """The tensor in the weights' dtype when autocast produced it in another
+    floating dtype: nn.LSTM accepts such input, and the CPU backend computes in
+    the weights' precision (float32 or float64) rather than fail."""
+    if (tensor.dtype != weight.dtype and tensor.is_floating_point()
+            and torch.is_autocast_enabled(tensor.device.type)):
+        return tensor.to(weight.dtype)
+    return tensor
+
+
 def check_dtype_device(name, tensor, weight, what="input"):
     if not tensor.is_floating_point():
         raise ValueError(

@@ -17,15 +17,17 @@ def _check_same_device(input, *tensors):
 
 
 @torch.library.register_fake("fastlstm::lstm_layer")
-def _lstm_layer_fake(input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse):
+def _lstm_layer_fake(input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse,
+                     save_workspace):
     _check_same_device(input, h0, c0, w_ih, w_hh, bias, w_hr)
     rows, hidden, proj = input.shape[0], w_ih.shape[0] // 4, w_hh.shape[1]
+    saved_rows = rows if save_workspace else 0
     return (
         input.new_empty(rows, proj),
         h0.new_empty(h0.shape),
         c0.new_empty(c0.shape),
-        input.new_empty(rows, 4 * hidden),
-        input.new_empty(rows, hidden),
+        input.new_empty(saved_rows, 4 * hidden),
+        input.new_empty(saved_rows, hidden),
     )
 
 
@@ -47,7 +49,7 @@ def _lstm_layer_backward_fake(grad_output, grad_h_n, grad_c_n, input, h0, c0, w_
 
 
 def _setup_context(ctx, inputs, output):
-    input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse = inputs
+    input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse, _save_workspace = inputs
     out, _h_n, _c_n, gates, cells = output
     ctx.mark_non_differentiable(gates, cells)
     ctx.save_for_backward(input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, out, gates, cells)
@@ -68,7 +70,7 @@ def _backward(ctx, grad_output, grad_h_n, grad_c_n, _grad_gates, _grad_cells):
     return (grad_input, grad_h0, grad_c0, grad_w_ih, grad_w_hh,
             grad_bias if ctx.has_bias else None,
             grad_w_hr if w_hr is not None else None,
-            None, None)
+            None, None, None)
 
 
 torch.library.register_autograd("fastlstm::lstm_layer", _backward, setup_context=_setup_context)
@@ -87,6 +89,9 @@ def lstm_layer(input, h0, c0, w_ih, w_hh, bias=None, w_hr=None, batch_sizes=None
     """One layer, one direction, over time-major rows; see csrc/lstm_op.cpp.
 
     Returns (output [N, P], h_n [B, P], c_n [B, H])."""
+    # The backward workspace is kept only when autograd will ask for it.
+    save_workspace = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (input, h0, c0, w_ih, w_hh, bias, w_hr))
     output, h_n, c_n, _gates, _cells = torch.ops.fastlstm.lstm_layer(
-        input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse)
+        input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse, save_workspace)
     return output, h_n, c_n

@@ -5,7 +5,7 @@ import math
 import torch
 from torch import nn
 
-from ._checks import check_dtype_device, check_hidden_pair
+from ._checks import check_dtype_device, check_hidden_pair, under_autocast
 from ._ops import lstm_layer
 
 __all__ = ["LSTMCell"]
@@ -41,6 +41,7 @@ class LSTMCell(nn.Module):
     def forward(self, input, hx=None):
         if input.dim() not in (1, 2):
             raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
+        input = under_autocast(input, self.weight_ih)
         check_dtype_device("LSTMCell", input, self.weight_ih)
         if input.shape[-1] != self.input_size:
             raise RuntimeError(f"input has inconsistent input_size: got {input.shape[-1]} "
@@ -58,6 +59,7 @@ class LSTMCell(nn.Module):
             zeros = x.new_zeros(batch, self.hidden_size)
             return zeros, zeros
         check_hidden_pair("LSTMCell", hx)
+        hx = [under_autocast(t, self.weight_ih) for t in hx]
         h0, c0 = (t.unsqueeze(0) for t in hx) if unbatched else hx
         for i, t in enumerate((h0, c0)):
             if t.dim() != 2:

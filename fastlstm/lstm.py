@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ._checks import check_dtype_device, check_hidden_pair, check_hidden_shape
+from ._checks import check_dtype_device, check_hidden_pair, check_hidden_shape, under_autocast
 from ._ops import lstm_layer
 
 __all__ = ["LSTM"]
@@ -96,6 +96,7 @@ class LSTM(nn.Module):
             return self._forward_packed(input, hx)
         if input.dim() not in (2, 3):
             raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {input.dim()}D instead")
+        input = under_autocast(input, self.weight_ih_l0)
         self._check_input(input)
         unbatched = input.dim() == 2
         x = input.unsqueeze(1) if unbatched else input
@@ -115,6 +116,7 @@ class LSTM(nn.Module):
 
     def _forward_packed(self, packed, hx):
         data, batch_sizes, sorted_indices, unsorted_indices = packed
+        data = under_autocast(data, self.weight_ih_l0)
         self._check_input(data)
         h0, c0 = self._initial_state(data, hx, int(batch_sizes[0]), False)
         if sorted_indices is not None:
@@ -139,7 +141,7 @@ class LSTM(nn.Module):
         if hx is None:
             return x.new_zeros(h_shape), x.new_zeros(c_shape)
         check_hidden_pair("LSTM", hx)
-        h0, c0 = hx
+        h0, c0 = (under_autocast(t, self.weight_ih_l0) for t in hx)
         if unbatched:
             if h0.dim() != 2 or c0.dim() != 2:
                 raise RuntimeError(f"For unbatched 2-D input, hx and cx should also be 2-D but "

@@ -233,12 +233,12 @@ def test_bad_op_arguments_raise(name):
     changes, match = OP_CASES[name]
     args = op_args_with(**changes)
     with pytest.raises(RuntimeError, match=match):
-        OP(*args.values(), False)
+        OP(*args.values(), False, True)
 
 
 def test_bad_backward_op_arguments_raise():
     args = op_args_with()
-    output, h_n, c_n, gates, cells = OP(*args.values(), False)
+    output, h_n, c_n, gates, cells = OP(*args.values(), False, True)
     backward_args = [torch.zeros(9, 4), h_n, c_n, args["input"], args["h0"], args["c0"],
                      args["w_ih"], args["w_hh"], None, None, False, output, gates, cells]
     with pytest.raises(RuntimeError, match="expected grad_output of shape \\[9, 5\\], got \\[9, 4\\]"):
@@ -252,4 +252,4 @@ def test_bad_backward_op_arguments_raise():
 def test_reduced_precision_op_raises_clearly(dtype):
     args = {k: v.to(dtype) if v is not None else None for k, v in op_args_with().items()}
     with pytest.raises(RuntimeError, match={torch.float16: "Half", torch.bfloat16: "BFloat16"}[dtype]):
-        OP(*args.values(), False)
+        OP(*args.values(), False, True)

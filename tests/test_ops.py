@@ -66,7 +66,7 @@ def test_gradcheck_op(name):
 
 def test_workspace_holds_activated_gates_and_cells():
     args = layer_args(steps=3, batch=2)
-    output, h_n, c_n, gates, cells = OP(*args.values(), False)
+    output, h_n, c_n, gates, cells = OP(*args.values(), False, True)
     assert gates.shape == (6, 20) and cells.shape == (6, 5)
     # Activated gates: i, f, o are sigmoids and g is a tanh, so all lie in (-1, 1).
     assert bool((gates.abs() < 1).all())
@@ -122,14 +122,38 @@ OPCHECK_CONFIGS = ["plain", "projection", "no_bias", "packed", "reverse",
 def test_opcheck_forward(name, requires_grad):
     kwargs, reverse = CONFIGS[name]
     args = layer_args(dtype=torch.float32, requires_grad=requires_grad, **kwargs)
-    torch.library.opcheck(OP, (*args.values(), reverse))
+    torch.library.opcheck(OP, (*args.values(), reverse, True))
+
+
+@pytest.mark.parametrize("name", OPCHECK_CONFIGS)
+def test_inference_forward_matches_training_forward(name):
+    """Without save_workspace the input projection runs a few steps at a time
+    into a reused buffer; results must not change, and no workspace is kept."""
+    kwargs, reverse = CONFIGS[name]
+    args = layer_args(dtype=torch.float32, **kwargs)
+    torch.library.opcheck(OP, (*args.values(), reverse, False))
+    *saved, gates, cells = OP(*args.values(), reverse, True)
+    *unsaved, no_gates, no_cells = OP(*args.values(), reverse, False)
+    for a, b in zip(saved, unsaved):
+        assert torch.equal(a, b)
+    assert no_gates.shape[0] == 0 and no_cells.shape[0] == 0
+
+
+def test_inference_forward_in_several_chunks_matches_training_forward():
+    """Long enough that inference projects the input in several chunks."""
+    args = layer_args(steps=300, batch=3, dtype=torch.float32)
+    for reverse in (False, True):
+        *saved, _, _ = OP(*args.values(), reverse, True)
+        *unsaved, _, _ = OP(*args.values(), reverse, False)
+        for a, b in zip(saved, unsaved):
+            assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("name", OPCHECK_CONFIGS)
 def test_opcheck_backward(name):
     kwargs, reverse = CONFIGS[name]
     args = layer_args(dtype=torch.float32, **kwargs)
-    output, h_n, c_n, gates, cells = OP(*args.values(), reverse)
+    output, h_n, c_n, gates, cells = OP(*args.values(), reverse, True)
     gen = torch.Generator().manual_seed(7)
     grad_output, grad_h_n, grad_c_n = (torch.randn(t.shape, generator=gen) for t in (output, h_n, c_n))
     backward_args = (grad_output, grad_h_n, grad_c_n, args["input"], args["h0"], args["c0"],
@@ -149,5 +173,5 @@ def test_op_runs_on_fake_tensors_with_right_shapes():
     args = layer_args(proj=2, batch_sizes=[3, 2, 1], dtype=torch.float32)
     with FakeTensorMode() as mode:
         fake = {k: mode.from_tensor(v) if v is not None else None for k, v in args.items()}
-        shapes = [tuple(t.shape) for t in OP(*fake.values(), False)]
+        shapes = [tuple(t.shape) for t in OP(*fake.values(), False, True)]
     assert shapes == [(6, 2), (3, 2), (3, 5), (6, 20), (6, 5)]

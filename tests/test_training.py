@@ -108,3 +108,21 @@ def test_no_grad_forward_matches_and_builds_no_graph():
     with torch.inference_mode():
         inference_output, _ = fast(x)
     assert torch.equal(inference_output, output)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_cpu_autocast_runs_in_weight_precision(dtype):
+    """Under autocast a Linear hands the LSTM reduced-precision input, which
+    nn.LSTM accepts; fastlstm computes it in float32 and stays within 2x
+    nn.LSTM's own low-precision error against a float32 run."""
+    torch.manual_seed(0)
+    proj = torch.nn.Linear(6, 6)
+    ref, fast = make_pair(input_size=6, hidden_size=8, num_layers=2)
+    x = torch.randn(5, 3, 6)
+    expected, _ = ref(proj(x))
+    with torch.autocast("cpu", dtype=dtype):
+        ref_low, _ = ref(proj(x))
+        ours, (h_n, c_n) = fast(proj(x))
+    torch_error = (ref_low.float() - expected).abs().max()
+    assert (ours.float() - expected).abs().max() <= 2 * torch_error + 1e-6
+    assert h_n.dtype == c_n.dtype == torch.float32

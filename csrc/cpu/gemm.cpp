@@ -11,8 +11,9 @@
 namespace fastlstm::cpu {
 namespace {
 
-constexpr int64_t kTileCols = 64;          // one ukernel call: all K, 64 columns
+constexpr int64_t kTileCols = 64;          // one ukernel call: all K, 64 columns,
 constexpr int64_t kTileRows = 256;         // of B's [K, 64] slice, reused from cache
+constexpr int64_t kTileDepth = 512;        // K per call, so both operand blocks stay in L2
 constexpr int64_t kMinTaskMacs = 1 << 18;  // below this a thread fork costs more
 
 at::Tensor view_of(const void* data, int64_t rows, int64_t cols, int64_t ld, at::ScalarType dt) {
@@ -67,17 +68,24 @@ void gemm<float>(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, c
     aten_gemm(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
     return;
   }
-  const int64_t col_tiles = (N + kTileCols - 1) / kTileCols;
+  // Work too small to share gets one ukernel call per row tile: each call has
+  // a fixed cost (kernel lookup), and all of them would run on one thread.
+  const int64_t tile_cols = M * K * N < 2 * kMinTaskMacs ? N : kTileCols;
+  const int64_t col_tiles = (N + tile_cols - 1) / tile_cols;
   const int64_t row_tiles = (M + kTileRows - 1) / kTileRows;
-  const int64_t tile_macs = std::min(M, kTileRows) * K * kTileCols;
+  const int64_t tile_macs = std::min(M, kTileRows) * K * tile_cols;  // all K blocks
   const int64_t grain = std::max<int64_t>(1, kMinTaskMacs / tile_macs);
   // Column-major tile order: a thread's consecutive tiles share B's slice.
   at::parallel_for(0, col_tiles * row_tiles, grain, [&](int64_t begin, int64_t end) {
     for (int64_t tile = begin; tile < end; ++tile) {
-      const int64_t row = (tile % row_tiles) * kTileRows, col = (tile / row_tiles) * kTileCols;
-      const int64_t rows = std::min(kTileRows, M - row), cols = std::min(kTileCols, N - col);
-      at::native::cpublas::brgemm(rows, cols, K, lda, ldb, ldc, accumulate, A + row * lda,
-                                  B + col, C + row * ldc + col, false);
+      const int64_t row = (tile % row_tiles) * kTileRows, col = (tile / row_tiles) * tile_cols;
+      const int64_t rows = std::min(kTileRows, M - row), cols = std::min(tile_cols, N - col);
+      // K blocks in a fixed order: the sum does not depend on the split over threads.
+      for (int64_t k = 0; k < K; k += kTileDepth) {
+        at::native::cpublas::brgemm(rows, cols, std::min(kTileDepth, K - k), lda, ldb, ldc,
+                                    accumulate || k > 0, A + row * lda + k, B + k * ldb + col,
+                                    C + row * ldc + col, false);
+      }
     }
     at::native::cpublas::brgemm_release(false);
   });

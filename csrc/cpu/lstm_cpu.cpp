@@ -28,57 +28,84 @@ int64_t step_at(int64_t k, int64_t steps, bool reverse) {
   return reverse ? steps - 1 - k : k;
 }
 
+// Inference projects this many rows of input at a time: enough for an
+// efficient GEMM, small enough that the gate buffer stays in cache.
+constexpr int64_t kInferenceChunkRows = 512;
+
+struct ForwardBuffers {
+  Tensor gates;   // [N, 4H], or [chunk rows, 4H] in inference
+  Tensor cells;   // [N, H], or [B, H] scratch in inference
+  Tensor output;  // [N, P]
+  Tensor h_state, c_state;  // [B, P], [B, H]: h0/c0 in, h_n/c_n out
+  bool saved;     // gates and cells keep every step (for backward)
+};
+
 template <typename T>
-void run_forward(const LayerShape& s, const StepSchedule& sched, bool reverse, const Tensor& bias,
-                 const Tensor& w_hh, const std::optional<Tensor>& w_hr, Tensor& gates,
-                 Tensor& cells, Tensor& output, Tensor& h_state, Tensor& c_state) {
-  const int64_t H = s.hidden, P = s.proj;
+void run_forward(const LayerShape& s, const StepSchedule& sched, bool reverse, const Tensor& input,
+                 const Tensor& w_ih, const Tensor& bias, const Tensor& w_hh,
+                 const std::optional<Tensor>& w_hr, ForwardBuffers& buf) {
+  const int64_t H = s.hidden, P = s.proj, steps = sched.steps();
+  const Tensor w_ih_t = w_ih.t().contiguous();  // [I, 4H]
   const Tensor w_hh_t = w_hh.t().contiguous();  // [P, 4H]
   const Tensor w_hr_t = w_hr ? w_hr->t().contiguous() : Tensor();  // [H, P]
   // With a projection, o*tanh(c) lands here before the [H -> P] GEMM.
-  Tensor hidden = w_hr ? at::empty({s.batch, H}, gates.options()) : Tensor();
+  Tensor hidden = w_hr ? at::empty({s.batch, H}, buf.output.options()) : Tensor();
   const T* b = bias.data_ptr<T>();
-  T* c = c_state.data_ptr<T>();
-  T* h_prev = h_state.data_ptr<T>();
-  for (int64_t k = 0; k < sched.steps(); ++k) {
-    const int64_t t = step_at(k, sched.steps(), reverse);
-    const int64_t rows = sched.batch[t], off = sched.offset[t];
-    T* g = gates.data_ptr<T>() + off * 4 * H;
-    T* cell = cells.data_ptr<T>() + off * H;
-    T* out = output.data_ptr<T>() + off * P;
-    T* h = w_hr ? hidden.data_ptr<T>() : out;
-    gemm<T>(rows, 4 * H, P, h_prev, P, w_hh_t.data_ptr<T>(), 4 * H, g, 4 * H, true);
-    for_each_unit_block(rows, H, [&](int64_t r, int64_t j0, int64_t j1) {
-      forward_units<T>(H, j0, j1, g + r * 4 * H, b, c + r * H, cell + r * H, h + r * H);
-    });
-    if (w_hr) gemm<T>(rows, P, H, h, H, w_hr_t.data_ptr<T>(), P, out, P, false);
-    std::memcpy(h_prev, out, rows * P * sizeof(T));
+  T* c = buf.c_state.data_ptr<T>();
+  T* h_prev = buf.h_state.data_ptr<T>();
+  const int64_t chunk_steps =
+      buf.saved ? steps : std::max<int64_t>(1, kInferenceChunkRows / std::max<int64_t>(1, s.batch));
+  for (int64_t k0 = 0; k0 < steps; k0 += chunk_steps) {
+    const int64_t k1 = std::min(steps, k0 + chunk_steps);
+    const int64_t t_lo = std::min(step_at(k0, steps, reverse), step_at(k1 - 1, steps, reverse));
+    const int64_t t_hi = std::max(step_at(k0, steps, reverse), step_at(k1 - 1, steps, reverse));
+    const int64_t row0 = sched.offset[t_lo];
+    const int64_t rows_in_chunk = sched.offset[t_hi] + sched.batch[t_hi] - row0;
+    T* gates0 = buf.gates.data_ptr<T>() + (buf.saved ? row0 * 4 * H : 0);
+    gemm<T>(rows_in_chunk, 4 * H, s.input, input.data_ptr<T>() + row0 * s.input, s.input,
+            w_ih_t.data_ptr<T>(), 4 * H, gates0, 4 * H, false);
+    for (int64_t k = k0; k < k1; ++k) {
+      const int64_t t = step_at(k, steps, reverse);
+      const int64_t rows = sched.batch[t], off = sched.offset[t];
+      T* g = gates0 + (off - row0) * 4 * H;
+      T* cell = buf.cells.data_ptr<T>() + (buf.saved ? off * H : 0);
+      T* out = buf.output.data_ptr<T>() + off * P;
+      T* h = w_hr ? hidden.data_ptr<T>() : out;
+      gemm<T>(rows, 4 * H, P, h_prev, P, w_hh_t.data_ptr<T>(), 4 * H, g, 4 * H, true);
+      for_each_unit_block(rows, H, [&](int64_t r, int64_t j0, int64_t j1) {
+        forward_units<T>(H, j0, j1, g + r * 4 * H, b, c + r * H, cell + r * H, h + r * H);
+      });
+      if (w_hr) gemm<T>(rows, P, H, h, H, w_hr_t.data_ptr<T>(), P, out, P, false);
+      std::memcpy(h_prev, out, rows * P * sizeof(T));
+    }
   }
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_layer_cpu(
     const Tensor& input_, const Tensor& h0, const Tensor& c0, const Tensor& w_ih_,
     const Tensor& w_hh_, const std::optional<Tensor>& bias_, const std::optional<Tensor>& w_hr_,
-    const std::optional<Tensor>& batch_sizes, bool reverse) {
+    const std::optional<Tensor>& batch_sizes, bool reverse, bool save_workspace) {
   const LayerShape s = check_layer_args(input_, h0, c0, w_ih_, w_hh_, bias_, w_hr_, batch_sizes);
   const StepSchedule sched = make_schedule(s, batch_sizes);
   const Tensor input = input_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
   const auto opts = input.options();
   const Tensor bias = bias_ ? bias_->contiguous() : at::zeros({4 * s.hidden}, opts);
   const std::optional<Tensor> w_hr = contiguous(w_hr_);
-
-  Tensor gates = at::empty({s.rows, 4 * s.hidden}, opts);
-  Tensor cells = at::empty({s.rows, s.hidden}, opts);
+  const int64_t gate_rows =
+      save_workspace ? s.rows : std::min(s.rows, std::max(kInferenceChunkRows, s.batch));
+  Tensor gates = at::empty({gate_rows, 4 * s.hidden}, opts);
+  Tensor cells = at::empty({save_workspace ? s.rows : s.batch, s.hidden}, opts);
   Tensor output = at::empty({s.rows, s.proj}, opts);
   Tensor h_n = h0.contiguous().clone();
   Tensor c_n = c0.contiguous().clone();
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer (CPU)", [&] {
-    const Tensor w_ih_t = w_ih.t().contiguous();  // [I, 4H]
-    gemm<scalar_t>(s.rows, 4 * s.hidden, s.input, input.data_ptr<scalar_t>(), s.input,
-                   w_ih_t.data_ptr<scalar_t>(), 4 * s.hidden, gates.data_ptr<scalar_t>(),
-                   4 * s.hidden, false);
-    run_forward<scalar_t>(s, sched, reverse, bias, w_hh, w_hr, gates, cells, output, h_n, c_n);
+    ForwardBuffers buf{gates, cells, output, h_n, c_n, save_workspace};
+    run_forward<scalar_t>(s, sched, reverse, input, w_ih, bias, w_hh, w_hr, buf);
   });
+  if (!save_workspace) {
+    gates = at::empty({0, 4 * s.hidden}, opts);
+    cells = at::empty({0, s.hidden}, opts);
+  }
   return {output, h_n, c_n, gates, cells};
 }
 
@@ -123,20 +150,24 @@ void run_backward(const LayerShape& s, const StepSchedule& sched, bool reverse,
   }
 }
 
-// h_{t-1} of every row, in row order: the right operand of grad_w_hh.
+// [x_t, h_{t-1}] of every row, transposed to [I + P, N]: the left operand of
+// the GEMM that gives grad_w_ih and grad_w_hh together.
 template <typename T>
-Tensor gather_prev_hidden(const StepSchedule& sched, bool reverse, const Tensor& output,
-                          const Tensor& h0) {
-  const int64_t P = output.size(1);
-  Tensor prev = at::empty_like(output);
+Tensor step_inputs_transposed(const StepSchedule& sched, bool reverse, const Tensor& input,
+                              const Tensor& output, const Tensor& h0) {
+  const int64_t I = input.size(1), P = output.size(1);
+  Tensor h_prev = at::empty_like(output);
   for (int64_t t = 0; t < sched.steps(); ++t) {
     for (int64_t b = 0; b < sched.batch[t]; ++b) {
       const int64_t src = sched.prev_row(t, b, reverse);
       const T* from = src >= 0 ? output.data_ptr<T>() + src * P : h0.data_ptr<T>() + b * P;
-      std::memcpy(prev.data_ptr<T>() + (sched.offset[t] + b) * P, from, P * sizeof(T));
+      std::memcpy(h_prev.data_ptr<T>() + (sched.offset[t] + b) * P, from, P * sizeof(T));
     }
   }
-  return prev;
+  Tensor stacked = at::empty({I + P, input.size(0)}, input.options());
+  stacked.narrow(0, 0, I).copy_(input.t());
+  stacked.narrow(0, I, P).copy_(h_prev.t());
+  return stacked;
 }
 
 // o * tanh(c) of every row, from the workspace: the right operand of grad_w_hr.
@@ -193,11 +224,17 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_layer_ba
   Tensor dc_state = grad_c_n.contiguous().clone();
   Tensor dh_total = w_hr ? at::empty_like(output) : Tensor();
   Tensor grad_input = at::empty_like(input);
-  Tensor grad_w_hh, grad_bias, grad_w_hr;
+  Tensor grad_w_ih, grad_w_hh, grad_bias, grad_w_hr;
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer_backward (CPU)", [&] {
     run_backward<scalar_t>(s, sched, reverse, grad_output, c0, w_hh, w_hr, gates, cells, dgates,
                            dh_state, dc_state, dh_total);
-    grad_w_hh = at::mm(dgates.t(), gather_prev_hidden<scalar_t>(sched, reverse, output, h0));
+    const Tensor lhs = step_inputs_transposed<scalar_t>(sched, reverse, input, output, h0);
+    Tensor grad_w_t = at::empty({s.input + s.proj, 4 * s.hidden}, input.options());
+    gemm<scalar_t>(s.input + s.proj, 4 * s.hidden, s.rows, lhs.data_ptr<scalar_t>(), s.rows,
+                   dgates.data_ptr<scalar_t>(), 4 * s.hidden, grad_w_t.data_ptr<scalar_t>(),
+                   4 * s.hidden, false);
+    grad_w_ih = grad_w_t.narrow(0, 0, s.input).t().contiguous();
+    grad_w_hh = grad_w_t.narrow(0, s.input, s.proj).t().contiguous();
     grad_bias = column_sum<scalar_t>(dgates);
     gemm<scalar_t>(s.rows, s.input, 4 * s.hidden, dgates.data_ptr<scalar_t>(), 4 * s.hidden,
                    w_ih.data_ptr<scalar_t>(), s.input, grad_input.data_ptr<scalar_t>(), s.input,
@@ -205,7 +242,6 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_layer_ba
     grad_w_hr = w_hr ? at::mm(dh_total.t(), recompute_hidden<scalar_t>(gates, cells))
                      : at::empty({0}, input.options());
   });
-  Tensor grad_w_ih = at::mm(dgates.t(), input);
   return {grad_input, dh_state, dc_state, grad_w_ih, grad_w_hh, grad_bias, grad_w_hr};
 }
 
