@@ -14,7 +14,7 @@ namespace {
 constexpr int64_t kTileCols = 64;          // one ukernel call: all K, 64 columns,
 constexpr int64_t kTileRows = 256;         // of B's [K, 64] slice, reused from cache
 constexpr int64_t kTileDepth = 512;        // K per call, so both operand blocks stay in L2
-constexpr int64_t kMinTaskMacs = 1 << 18;  // below this a thread fork costs more
+constexpr int64_t kMinTaskMacs = 1 << 15;  // below this a thread fork costs more
 
 at::Tensor view_of(const void* data, int64_t rows, int64_t cols, int64_t ld, at::ScalarType dt) {
   return at::from_blob(const_cast<void*>(data), {rows, cols}, {ld, 1},
