@@ -1,12 +1,11 @@
 """fastlstm.LSTMCell: torch.nn.LSTMCell's interface and parameters; one step is
 one call of the fused layer op with a single time step."""
-import math
-
 import torch
 from torch import nn
 
 from ._checks import check_dtype_device, check_hidden_pair, under_autocast
 from ._ops import lstm_layer
+from .lstm import reset_uniform
 
 __all__ = ["LSTMCell"]
 
@@ -31,9 +30,7 @@ class LSTMCell(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        reset_uniform(self)
 
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")

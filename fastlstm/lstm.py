@@ -56,9 +56,7 @@ class LSTM(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        reset_uniform(self)
 
     def flatten_parameters(self):
         """Kept for code written for nn.LSTM; fastlstm needs no flat weight buffer."""
@@ -180,6 +178,14 @@ class LSTM(nn.Module):
             if self.dropout and self.training and layer < self.num_layers - 1:
                 rows = F.dropout(rows, self.dropout, training=True)
         return rows, torch.stack(h_n), torch.stack(c_n)
+
+
+def reset_uniform(module):
+    """nn.LSTM's and nn.LSTMCell's initialization: every parameter, in
+    registration order, from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""
+    bound = 1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0
+    for weight in module.parameters():
+        nn.init.uniform_(weight, -bound, bound)
 
 
 def _check_config(hidden_size, num_layers, dropout, proj_size):

@@ -37,21 +37,22 @@ def tol_for(dtype):
     return FP64_TOL if dtype == torch.float64 else FP32_TOL
 
 
-def make_pair(seed=0, dtype=torch.float32, **config):
-    """nn.LSTM and fastlstm.LSTM with the same configuration and weights."""
+def _same_weights(ref_cls, fast_cls, seed, dtype, config):
     torch.manual_seed(seed)
-    ref = nn.LSTM(**config, dtype=dtype)
-    fast = fastlstm.LSTM(**config, dtype=dtype)
+    ref = ref_cls(**config, dtype=dtype)
+    fast = fast_cls(**config, dtype=dtype)
     fast.load_state_dict(ref.state_dict())
     return ref, fast
+
+
+def make_pair(seed=0, dtype=torch.float32, **config):
+    """nn.LSTM and fastlstm.LSTM with the same configuration and weights."""
+    return _same_weights(nn.LSTM, fastlstm.LSTM, seed, dtype, config)
 
 
 def make_cell_pair(seed=0, dtype=torch.float32, **config):
-    torch.manual_seed(seed)
-    ref = nn.LSTMCell(**config, dtype=dtype)
-    fast = fastlstm.LSTMCell(**config, dtype=dtype)
-    fast.load_state_dict(ref.state_dict())
-    return ref, fast
+    """nn.LSTMCell and fastlstm.LSTMCell with the same configuration and weights."""
+    return _same_weights(nn.LSTMCell, fastlstm.LSTMCell, seed, dtype, config)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
-// CPU backend of the fastlstm ops: whole-sequence GEMMs and per-step GEMMs go
-// through ATen (MKL/oneDNN) into preallocated buffers; everything elementwise
-// is one fused, vectorized pass per step (cell_loops.h).
+// CPU backend of the fastlstm ops. The input projection of all steps is one
+// GEMM, each step one GEMM into the 4H gate buffer (gemm.h: ATen's oneDNN
+// ukernel on weights as they lie, no per-step allocation) and one fused,
+// vectorized elementwise pass (cell_loops.h); the backward mirrors it and
+// takes the weight gradients as whole-sequence GEMMs.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
