@@ -14,6 +14,7 @@ import fastlstm
 SHAPES = [
     ("fastrnns T100 B64 H512", 100, 64, 512, 512, 1, False),
     ("small T256 B1 H128", 256, 1, 128, 128, 1, False),
+    ("stacked T100 B32 H256 2-layer bidir", 100, 32, 256, 256, 2, True),
 ]
 IMPLS = ["torch", "fastlstm"]
 
@@ -46,4 +47,4 @@ def test_lstm(benchmark, machine, impl, mode, shape):
     benchmark.extra_info.update(machine, impl=impl, mode=mode, shape=shape[0], dtype="float32",
                                 device="cpu")
     run = inference if mode == "fwd" else training_step
-    benchmark.pedantic(run, args=(model, x), rounds=7, iterations=1, warmup_rounds=2)
+    benchmark.pedantic(run, args=(model, x), rounds=15, iterations=1, warmup_rounds=3)

@@ -58,6 +58,15 @@ class LSTM(nn.Module):
     def reset_parameters(self):
         reset_uniform(self)
 
+    @property
+    def all_weights(self):
+        """Parameters per layer and direction, as nn.LSTM.all_weights lists them."""
+        dirs = 2 if self.bidirectional else 1
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
+        names += ["weight_hr"] if self.proj_size else []
+        return [[getattr(self, f"{name}_l{layer}" + ("_reverse" if d else "")) for name in names]
+                for layer in range(self.num_layers) for d in range(dirs)]
+
     def flatten_parameters(self):
         """Kept for code written for nn.LSTM; fastlstm needs no flat weight buffer."""
 

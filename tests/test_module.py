@@ -207,3 +207,14 @@ def test_meta_device_model_infers_shapes_like_torch():
     (out, (h, c)), (ref_out, (ref_h, ref_c)) = fast(x), ref(x)
     assert out.device.type == "meta"
     assert (out.shape, h.shape, c.shape) == (ref_out.shape, ref_h.shape, ref_c.shape)
+
+
+@pytest.mark.parametrize("config", [dict(num_layers=2, bidirectional=True),
+                                    dict(proj_size=2, bias=False)])
+def test_all_weights_lists_parameters_like_nn_lstm(config):
+    ref, fast = make_pair(input_size=3, hidden_size=4, **config)
+    assert [[tuple(p.shape) for p in group] for group in fast.all_weights] == \
+        [[tuple(p.shape) for p in group] for group in ref.all_weights]
+    for ours, theirs in zip(fast.all_weights, ref.all_weights):
+        for a, b in zip(ours, theirs):
+            assert torch.equal(a, b)
