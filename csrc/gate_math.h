@@ -20,8 +20,9 @@ enum Gate : int { kGateI = 0, kGateF = 1, kGateG = 2, kGateO = 3, kNumGates = 4 
 
 // exp(x) for float without branches or table lookups, so that host loops
 // over it vectorize (libm's expf is a call per element). Cody-Waite range
-// reduction x = n*ln2 + r, |r| <= ln2/2, then a degree-6 polynomial for e^r:
-// within 2 ulp of expf over the clamped range (tests/test_gate_math.py).
+// reduction x = n*ln2 + r, |r| <= ln2/2, then a degree-6 polynomial for e^r.
+// sigmoid and tanh built on it stay within 2^-21 of the exact values on
+// every input (tests/test_gate_math.py; measured 8.9e-8 and 1.8e-7).
 // NaN stays NaN: the clamps are comparisons that are false for NaN.
 inline float exp_poly(float x) {
   x = x < -87.0f ? -87.0f : x;

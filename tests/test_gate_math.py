@@ -1,0 +1,64 @@
+"""The CPU backend's gate nonlinearities (csrc/gate_math.h: sigmoid and tanh
+through a vectorizable polynomial exp) against float64 references, through
+fastlstm::_gate_activations, which runs the same compiled loop as the LSTM."""
+import pytest
+import torch
+
+GATE_ACTIVATIONS = torch.ops.fastlstm._gate_activations
+
+# Every float32 in [-20, 20] at spacing 2^-12 (about 164k points), plus the
+# range where sigmoid/tanh saturate and the clamp inside exp() engages.
+DENSE = torch.arange(-20 * 4096, 20 * 4096 + 1, dtype=torch.float64) / 4096
+WIDE = torch.linspace(-200, 200, 40001, dtype=torch.float64)
+
+
+def errors(x64):
+    sig, tanh = GATE_ACTIVATIONS(x64.float())
+    return ((sig.double() - torch.sigmoid(x64)).abs().max().item(),
+            (tanh.double() - torch.tanh(x64)).abs().max().item())
+
+
+@pytest.mark.parametrize("x", [DENSE, WIDE], ids=["dense", "wide"])
+def test_float32_activations_within_stated_bound(x):
+    # Values lie in (-1, 1); 4 float32 ulps of 1 (2^-21, about 4.8e-7) is far
+    # inside the 1e-5 tolerance of the parity tests.
+    sig_err, tanh_err = errors(x)
+    assert sig_err <= 2 ** -21, sig_err
+    assert tanh_err <= 2 ** -21, tanh_err
+
+
+def test_float32_activations_as_accurate_as_torch_float32():
+    ours = errors(DENSE)
+    torch_sig = (torch.sigmoid(DENSE.float()).double() - torch.sigmoid(DENSE)).abs().max().item()
+    torch_tanh = (torch.tanh(DENSE.float()).double() - torch.tanh(DENSE)).abs().max().item()
+    assert ours[0] <= 4 * max(torch_sig, 2 ** -24)
+    assert ours[1] <= 4 * max(torch_tanh, 2 ** -24)
+
+
+def test_float64_activations_match_torch():
+    sig, tanh = GATE_ACTIVATIONS(DENSE)
+    torch.testing.assert_close(sig, torch.sigmoid(DENSE), atol=1e-15, rtol=1e-14)
+    torch.testing.assert_close(tanh, torch.tanh(DENSE), atol=1e-15, rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_special_values(dtype):
+    x = torch.tensor([float("nan"), float("inf"), float("-inf"), 0.0, -0.0], dtype=dtype)
+    sig, tanh = GATE_ACTIVATIONS(x)
+    assert torch.isnan(sig[0]) and torch.isnan(tanh[0])
+    assert sig[1] == 1 and tanh[1] == 1
+    # exp() clamps its argument inside float range, so sigmoid(-inf) is the
+    # float32 sigmoid(-88) (about 6e-39, as torch's) rather than exactly 0.
+    assert 0 <= sig[2] < 1e-38 and tanh[2] == -1
+    assert sig[3] == 0.5 and tanh[3] == 0 and tanh[4] == 0
+
+
+def test_nan_input_propagates_through_the_lstm():
+    import fastlstm
+
+    model = fastlstm.LSTM(3, 4)
+    x = torch.randn(5, 2, 3)
+    x[2, 0, 1] = float("nan")
+    out, (h_n, c_n) = model(x)
+    assert torch.isnan(out[2:, 0]).all() and not torch.isnan(out[:, 1]).any()
+    assert torch.isnan(h_n[0, 0]).all() and torch.isnan(c_n[0, 0]).all()
