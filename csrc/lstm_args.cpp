@@ -50,6 +50,8 @@ LayerShape check_layer_args(const at::Tensor& input, const at::Tensor& h0, const
               "fastlstm: expected a floating-point input, got ", input.scalar_type());
   TORCH_CHECK(w_ih.dim() == 2 && w_ih.size(0) % 4 == 0,
               "fastlstm: expected w_ih of shape [4*hidden_size, input_size], got ", w_ih.sizes());
+  TORCH_CHECK(!w_hr.has_value() || w_hr->dim() == 2,
+              "fastlstm: expected w_hr of shape [proj_size, hidden_size], got ", w_hr->sizes());
   LayerShape s;
   s.rows = input.size(0);
   s.input = input.size(1);
@@ -71,8 +73,6 @@ LayerShape check_layer_args(const at::Tensor& input, const at::Tensor& h0, const
     check_like(*bias, "bias", input);
   }
   if (w_hr.has_value()) {
-    TORCH_CHECK(w_hr->dim() == 2, "fastlstm: expected w_hr of shape [proj_size, hidden_size], got ",
-                w_hr->sizes());
     check_shape(*w_hr, "w_hr", {s.proj, s.hidden});
     check_like(*w_hr, "w_hr", input);
   }

@@ -253,3 +253,10 @@ def test_reduced_precision_op_raises_clearly(dtype):
     args = {k: v.to(dtype) if v is not None else None for k, v in op_args_with().items()}
     with pytest.raises(RuntimeError, match={torch.float16: "Half", torch.bfloat16: "BFloat16"}[dtype]):
         OP(*args.values(), False, True)
+
+
+def test_op_rejects_w_hr_of_wrong_rank():
+    args = layer_args(proj=2, dtype=torch.float32)
+    args["w_hr"] = torch.randn(())
+    with pytest.raises(RuntimeError, match=r"expected w_hr of shape \[proj_size, hidden_size\]"):
+        OP(*args.values(), False, True)

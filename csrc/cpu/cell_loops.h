@@ -14,7 +14,7 @@ namespace fastlstm::cpu {
 // thread count); small steps run inline.
 template <typename F>
 void for_each_unit_block(int64_t rows, int64_t hidden, const F& fn) {
-  constexpr int64_t kGrain = 8192;
+  constexpr int64_t kGrain = 2048;
   at::parallel_for(0, rows * hidden, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end;) {
       const int64_t row = k / hidden;
