@@ -40,9 +40,11 @@ inline float exp_poly(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  int32_t t_bits;
+  // 2^n from the integer in t's low bits. Unsigned, so that the shift is
+  // defined for every t (NaN gives garbage here, but p is NaN already).
+  uint32_t t_bits;
   memcpy(&t_bits, &t, sizeof t_bits);
-  const int32_t scale_bits = (t_bits - 0x4B400000 + 127) << 23;  // 2^n
+  const uint32_t scale_bits = (t_bits - 0x4B400000u + 127u) << 23;
   float scale;
   memcpy(&scale, &scale_bits, sizeof scale);
   return p * scale;
