@@ -85,6 +85,10 @@ LayerShape check_layer_args(const at::Tensor& input, const at::Tensor& h0, const
   return s;
 }
 
+at::ScalarType compute_dtype(at::ScalarType storage) {
+  return storage == at::kHalf || storage == at::kBFloat16 ? at::kFloat : storage;
+}
+
 void check_backward_args(const LayerShape& s, const at::Tensor& grad_output,
                          const at::Tensor& grad_h_n, const at::Tensor& grad_c_n,
                          const at::Tensor& output, const at::Tensor& gates,
@@ -95,9 +99,16 @@ void check_backward_args(const LayerShape& s, const at::Tensor& grad_output,
   check_shape(output, "output", {s.rows, s.proj});
   check_shape(gates, "gates", {s.rows, 4 * s.hidden});
   check_shape(cells, "cells", {s.rows, s.hidden});
-  for (auto [t, name] : {std::pair{&grad_output, "grad_output"}, {&grad_h_n, "grad_h_n"},
-                         {&grad_c_n, "grad_c_n"}, {&gates, "gates"}, {&cells, "cells"}}) {
+  for (auto [t, name] :
+       {std::pair{&grad_output, "grad_output"}, {&grad_h_n, "grad_h_n"}, {&grad_c_n, "grad_c_n"}}) {
     check_like(*t, name, output);
+  }
+  const at::ScalarType workspace_dtype = compute_dtype(output.scalar_type());
+  for (auto [t, name] : {std::pair{&gates, "gates"}, {&cells, "cells"}}) {
+    TORCH_CHECK(t->scalar_type() == workspace_dtype, "fastlstm: expected ", name, " of dtype ",
+                workspace_dtype, ", got ", t->scalar_type());
+    TORCH_CHECK(t->device() == output.device(), "fastlstm: expected ", name, " on ",
+                output.device(), ", got ", t->device());
   }
 }
 

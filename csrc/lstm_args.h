@@ -27,6 +27,9 @@ struct StepSchedule {
   int64_t prev_row(int64_t t, int64_t b, bool reverse) const;
 };
 
+// Half and bfloat16 tensors are computed, and their workspace kept, in float32.
+at::ScalarType compute_dtype(at::ScalarType storage);
+
 LayerShape check_layer_args(const at::Tensor& input, const at::Tensor& h0, const at::Tensor& c0,
                             const at::Tensor& w_ih, const at::Tensor& w_hh,
                             const std::optional<at::Tensor>& bias,

@@ -7,6 +7,11 @@ from . import _C  # noqa: F401  (loading the library registers the ops)
 __all__ = ["lstm_layer"]
 
 
+def workspace_dtype(storage_dtype):
+    """Half and bfloat16 layers compute, and keep their workspace, in float32."""
+    return torch.float32 if storage_dtype in (torch.float16, torch.bfloat16) else storage_dtype
+
+
 def _check_same_device(input, *tensors):
     # The fake kernel also serves meta tensors, where a mix with real tensors
     # would otherwise return uninitialised memory instead of an error.
@@ -22,12 +27,13 @@ def _lstm_layer_fake(input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse
     _check_same_device(input, h0, c0, w_ih, w_hh, bias, w_hr)
     rows, hidden, proj = input.shape[0], w_ih.shape[0] // 4, w_hh.shape[1]
     saved_rows = rows if save_workspace else 0
+    workspace = {"dtype": workspace_dtype(input.dtype)}
     return (
         input.new_empty(rows, proj),
         h0.new_empty(h0.shape),
         c0.new_empty(c0.shape),
-        input.new_empty(saved_rows, 4 * hidden),
-        input.new_empty(saved_rows, hidden),
+        input.new_empty(saved_rows, 4 * hidden, **workspace),
+        input.new_empty(saved_rows, hidden, **workspace),
     )
 
 

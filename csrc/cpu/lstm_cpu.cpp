@@ -25,6 +25,18 @@ std::optional<Tensor> contiguous(const std::optional<Tensor>& t) {
   return t ? std::optional(t->contiguous()) : std::nullopt;
 }
 
+Tensor widened(const Tensor& t) {
+  return t.to(compute_dtype(t.scalar_type()));
+}
+
+std::optional<Tensor> widened(const std::optional<Tensor>& t) {
+  return t ? std::optional(widened(*t)) : std::nullopt;
+}
+
+bool is_widened(const Tensor& t) {
+  return compute_dtype(t.scalar_type()) != t.scalar_type();
+}
+
 // Order in which the forward recurrence visits the steps.
 int64_t step_at(int64_t k, int64_t steps, bool reverse) {
   return reverse ? steps - 1 - k : k;
@@ -88,6 +100,14 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_layer_cpu(
     const Tensor& w_hh_, const std::optional<Tensor>& bias_, const std::optional<Tensor>& w_hr_,
     const std::optional<Tensor>& batch_sizes, bool reverse, bool save_workspace) {
   const LayerShape s = check_layer_args(input_, h0, c0, w_ih_, w_hh_, bias_, w_hr_, batch_sizes);
+  if (is_widened(input_)) {
+    // Half/bfloat16 storage: widen once, run in float32, round the results once.
+    auto [out, h_n, c_n, gates, cells] =
+        lstm_layer_cpu(widened(input_), widened(h0), widened(c0), widened(w_ih_), widened(w_hh_),
+                       widened(bias_), widened(w_hr_), batch_sizes, reverse, save_workspace);
+    const auto dt = input_.scalar_type();
+    return {out.to(dt), h_n.to(dt), c_n.to(dt), gates, cells};
+  }
   const StepSchedule sched = make_schedule(s, batch_sizes);
   const Tensor input = input_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
   const auto opts = input.options();
@@ -213,6 +233,15 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_layer_ba
   const LayerShape s =
       check_layer_args(input_, h0_, c0_, w_ih_, w_hh_, std::nullopt, w_hr_, batch_sizes);
   check_backward_args(s, grad_output_, grad_h_n, grad_c_n, output_, gates_, cells_);
+  if (is_widened(input_)) {
+    auto grads = lstm_layer_backward_cpu(
+        widened(grad_output_), widened(grad_h_n), widened(grad_c_n), widened(input_),
+        widened(h0_), widened(c0_), widened(w_ih_), widened(w_hh_), widened(w_hr_), batch_sizes,
+        reverse, widened(output_), gates_, cells_);
+    const auto dt = input_.scalar_type();
+    return std::apply(
+        [&](auto&... g) { return std::make_tuple(g.to(dt)...); }, grads);
+  }
   const StepSchedule sched = make_schedule(s, batch_sizes);
   const Tensor grad_output = grad_output_.contiguous(), input = input_.contiguous();
   const Tensor h0 = h0_.contiguous(), c0 = c0_.contiguous();
