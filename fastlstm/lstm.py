@@ -14,6 +14,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ._checks import check_dtype_device, check_hidden_pair, check_hidden_shape, under_autocast
 from ._ops import lstm_layer
+from .reference import layer_weights
 
 __all__ = ["LSTM"]
 
@@ -163,14 +164,6 @@ class LSTM(nn.Module):
         check_dtype_device("LSTM", c0, self.weight_ih_l0, "cx")
         return h0, c0
 
-    def _layer_weights(self, layer, direction):
-        suffix = f"_l{layer}" + ("_reverse" if direction else "")
-        bias = None
-        if self.bias:
-            bias = getattr(self, "bias_ih" + suffix) + getattr(self, "bias_hh" + suffix)
-        w_hr = getattr(self, "weight_hr" + suffix) if self.proj_size else None
-        return getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix), bias, w_hr
-
     def _run_layers(self, rows, h0, c0, batch_sizes):
         dirs = 2 if self.bidirectional else 1
         h_n, c_n = [], []
@@ -178,7 +171,7 @@ class LSTM(nn.Module):
             outputs = []
             for direction in range(dirs):
                 k = layer * dirs + direction
-                out, h, c = lstm_layer(rows, h0[k], c0[k], *self._layer_weights(layer, direction),
+                out, h, c = lstm_layer(rows, h0[k], c0[k], *layer_weights(self, layer, direction),
                                        batch_sizes=batch_sizes, reverse=bool(direction))
                 outputs.append(out)
                 h_n.append(h)

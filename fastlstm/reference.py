@@ -5,7 +5,7 @@ Gate order is PyTorch's (input, forget, cell, output)."""
 import torch
 from torch.nn.utils.rnn import PackedSequence
 
-__all__ = ["lstm_cell_ref", "lstm_layer_ref", "lstm_ref"]
+__all__ = ["layer_weights", "lstm_cell_ref", "lstm_layer_ref", "lstm_ref"]
 
 
 def lstm_cell_ref(x, h, c, w_ih, w_hh, bias=None, w_hr=None):
@@ -48,12 +48,12 @@ def lstm_layer_ref(input, h0, c0, w_ih, w_hh, bias=None, w_hr=None, batch_sizes=
     return output, h, c
 
 
-def _layer_weights(module, layer, direction):
+def layer_weights(module, layer, direction):
+    """(w_ih, w_hh, b_ih + b_hh or None, w_hr or None) of one layer direction
+    of an nn.LSTM-like module, by nn.LSTM's parameter names."""
     suffix = f"_l{layer}" + ("_reverse" if direction else "")
-    get = lambda name: getattr(module, name + suffix, None)  # noqa: E731
-    bias = None
-    if module.bias:
-        bias = get("bias_ih") + get("bias_hh")
+    get = lambda name: getattr(module, name + suffix)  # noqa: E731
+    bias = get("bias_ih") + get("bias_hh") if module.bias else None
     return get("weight_ih"), get("weight_hh"), bias, get("weight_hr") if module.proj_size else None
 
 
@@ -87,7 +87,7 @@ def lstm_ref(module, input, hx=None):
         outs = []
         for d in range(dirs):
             k = layer * dirs + d
-            out, h, c = lstm_layer_ref(rows, h0[k], c0[k], *_layer_weights(module, layer, d),
+            out, h, c = lstm_layer_ref(rows, h0[k], c0[k], *layer_weights(module, layer, d),
                                        batch_sizes=batch_sizes, reverse=bool(d))
             outs.append(out)
             h_n.append(h)
