@@ -22,18 +22,23 @@ def build_cuda():
 
 
 def extension():
-    cxx = ["-O3", "-std=c++17", "-fopenmp"]
-    cpu_sources = sources("csrc/*.cpp") + sources("csrc/cpu/*.cpp")
+    cxx = ["-O3", "-std=c++17", "-fopenmp", "-pthread"]
+    # The CPU backend, the glue of the step kernels, and those kernels under
+    # the SIMT emulator (fastlstm.backend("emulated")) are always built.
+    cpu_sources = [
+        src for folder in ("csrc", "csrc/cpu", "csrc/kernel_glue", "csrc/emulated", "csrc/sim")
+        for src in sources(f"{folder}/*.cpp")
+    ]
     if not build_cuda():
         return CppExtension(
             "fastlstm._C", cpu_sources,
-            extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"],
+            extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp", "-pthread"],
         )
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;8.6;9.0")
     return CUDAExtension(
         "fastlstm._C", cpu_sources + sources("csrc/cuda/*.cpp") + sources("csrc/cuda/*.cu"),
         extra_compile_args={"cxx": cxx + ["-DFASTLSTM_WITH_CUDA"], "nvcc": ["-O3", "-std=c++17"]},
-        extra_link_args=["-fopenmp"],
+        extra_link_args=["-fopenmp", "-pthread"],
     )
 
 

@@ -1,50 +1,84 @@
-"""fastlstm against torch.nn.LSTM, same weights, same inputs, same run.
+"""fastlstm against torch.nn.LSTM / nn.LSTMCell: same device, dtype, shape,
+weights and inputs, measured in the same run.
 
-Each (shape, mode) is one benchmark group holding both implementations, so
-their ratio comes from one run on one machine. Timed run:
+Each (shape, mode, dtype, device) is one benchmark group holding both
+implementations, so their ratio comes from one run on one machine. The grid,
+the model pairs, the timed steps and the parity check live in
+fastlstm/bench.py. Timed run (about 10 min on 2 CPU cores):
+
     python -m pytest bench --benchmark-only --benchmark-json=bench/results/cpu.json
-    python bench/report.py bench/results/cpu.json
-CI runs this file with --benchmark-disable as a smoke test."""
+    python bench/report.py bench/results/cpu.json --markdown cpu.md --plot cpu.png
+
+CI runs this file with --benchmark-disable as a smoke test: every case runs
+once, sequences cut to SMOKE_STEPS steps, after the parity check.
+Options (--bench-quick, --bench-budget): bench/conftest.py."""
+import os
+import time
+
 import pytest
 import torch
 
-import fastlstm
+from fastlstm import bench
 
-# (name, T, B, input size, hidden size, layers, bidirectional)
-SHAPES = [
-    ("fastrnns T100 B64 H512", 100, 64, 512, 512, 1, False),
-    ("small T256 B1 H128", 256, 1, 128, 128, 1, False),
-    ("stacked T100 B32 H256 2-layer bidir", 100, 32, 256, 256, 2, True),
+# T of every shape when benchmarking is disabled (0: the full shapes, ~1 min)
+SMOKE_STEPS = int(os.environ.get("FASTLSTM_BENCH_SMOKE_STEPS", "16"))
+MIN_ROUNDS, MAX_ROUNDS = 5, 1000
+WARMUP_ROUNDS = {"cpu": 1, "cuda": 3}  # after one cold call and one calibration call
+
+_CUDA_SKIP = bench.cuda_skip_reason()
+DEVICE_DTYPES = [
+    pytest.param(device, dtype, id=f"{device}-{dtype}",
+                 marks=[pytest.mark.skipif(device == "cuda" and _CUDA_SKIP is not None,
+                                           reason=_CUDA_SKIP or "")])
+    for device, dtype in bench.DEVICE_DTYPES
 ]
-IMPLS = ["torch", "fastlstm"]
+_checked = set()  # parity checked once per (shape, mode, device, dtype)
 
 
-def build(impl, shape):
-    _, steps, batch, isize, hidden, layers, bidir = shape
-    torch.manual_seed(0)
-    ref = torch.nn.LSTM(isize, hidden, layers, bidirectional=bidir)
-    model = ref if impl == "torch" else fastlstm.LSTM.from_torch(ref)
-    return model, torch.randn(steps, batch, isize)
+def _shape_id(shape):
+    return shape.name.replace(" ", "-")
 
 
-def inference(model, x):
-    with torch.no_grad():
-        return model(x)
+def run_case(benchmark, budget, shape, mode, impl, device, dtype):
+    smoke = benchmark.disabled
+    if smoke and SMOKE_STEPS > 0:
+        shape = shape.with_steps(SMOKE_STEPS)
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = True  # torch's side: let cuDNN autotune (warm-up)
+
+    key = (shape, mode, device, dtype)
+    if key not in _checked:  # never time a wrong answer
+        bench.check_parity(shape, mode, device, dtype)
+        _checked.add(key)
+
+    ref, fast, x = bench.build_pair(shape, device, dtype)
+    step = bench.make_step(ref if impl == bench.BASELINE else fast, x, mode)
+    benchmark.group = bench.group_name(shape, mode, device, dtype)
+    benchmark.extra_info.update(bench.case_info(shape, mode, device, dtype, impl), smoke=smoke)
+    if smoke:
+        benchmark.pedantic(step, rounds=1, iterations=1)
+        return
+
+    step()  # cold: allocations, oneDNN primitives, cuDNN autotuning
+    start = time.perf_counter()
+    step()
+    per_call = time.perf_counter() - start
+    rounds = bench.rounds_for(per_call, budget(device), MIN_ROUNDS, MAX_ROUNDS)
+    benchmark.extra_info["budget_s"] = budget(device)
+    benchmark.pedantic(step, rounds=rounds, iterations=1, warmup_rounds=WARMUP_ROUNDS[device])
 
 
-def training_step(model, x):
-    x = x.detach().requires_grad_()
-    out, (h_n, c_n) = model(x)
-    (out.sum() + h_n.sum() + c_n.sum()).backward()
+@pytest.mark.parametrize("impl", bench.IMPLS)
+@pytest.mark.parametrize("mode", bench.MODES)
+@pytest.mark.parametrize("shape", bench.LSTM_SHAPES, ids=_shape_id)
+@pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
+def test_lstm(benchmark, bench_budget, device, dtype, shape, mode, impl):
+    run_case(benchmark, bench_budget, shape, mode, impl, device, dtype)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("mode", ["fwd", "fwd+bwd"])
-@pytest.mark.parametrize("shape", SHAPES, ids=[s[0] for s in SHAPES])
-def test_lstm(benchmark, machine, impl, mode, shape):
-    model, x = build(impl, shape)
-    benchmark.group = f"{shape[0]} {mode}"
-    benchmark.extra_info.update(machine, impl=impl, mode=mode, shape=shape[0], dtype="float32",
-                                device="cpu")
-    run = inference if mode == "fwd" else training_step
-    benchmark.pedantic(run, args=(model, x), rounds=15, iterations=1, warmup_rounds=3)
+@pytest.mark.parametrize("impl", bench.IMPLS)
+@pytest.mark.parametrize("mode", bench.MODES)
+@pytest.mark.parametrize("shape", bench.CELL_SHAPES, ids=_shape_id)
+@pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
+def test_cell(benchmark, bench_budget, device, dtype, shape, mode, impl):
+    run_case(benchmark, bench_budget, shape, mode, impl, device, dtype)

@@ -25,7 +25,27 @@ struct StepSchedule {
   // Row of the state (h_{t-1}, c_{t-1}) that row b of step t continues from,
   // or -1 when it starts from h0/c0.
   int64_t prev_row(int64_t t, int64_t b, bool reverse) const;
+  // Step visited k-th by the recurrence.
+  int64_t step_at(int64_t k, bool reverse) const { return reverse ? steps() - 1 - k : k; }
+  // Step the rows of step t continue from, or -1 at the first visited step.
+  int64_t prev_step(int64_t t, bool reverse) const;
+  // Leading rows of step t that continue from prev_step (the rest start from h0/c0).
+  int64_t carried_rows(int64_t t, bool reverse) const;
+  // Row holding each sequence's last visited step: [B], for h_n.
+  std::vector<int64_t> last_rows(bool reverse) const;
 };
+
+// Consecutive visited steps [k_begin, k_end) whose rows [row0, row0 + rows)
+// get their input projection in one GEMM: all steps when the workspace is
+// kept, else about chunk_rows rows at a time so the gate buffer stays small.
+// Inference projects this many rows of input at a time: enough for an
+// efficient GEMM, small enough that the gate buffer stays in cache.
+constexpr int64_t kInferenceChunkRows = 512;
+
+struct StepChunk {
+  int64_t k_begin, k_end, row0, rows;
+};
+std::vector<StepChunk> step_chunks(const StepSchedule& sched, bool reverse, int64_t chunk_rows);
 
 // Half and bfloat16 tensors are computed, and their workspace kept, in float32.
 at::ScalarType compute_dtype(at::ScalarType storage);

@@ -9,6 +9,8 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include "backend_switch.h"
+
 extern "C" {
 // Importing fastlstm._C loads this library, which runs the registrations.
 PyObject* PyInit__C(void) {
@@ -41,4 +43,9 @@ TORCH_LIBRARY(fastlstm, m) {
   // The gate nonlinearities exactly as a backend computes them, so that the
   // tests can bound their error against torch.sigmoid / torch.tanh.
   m.def("_gate_activations(Tensor x) -> (Tensor sigmoid, Tensor tanh)");
+  // fastlstm.backend(...): which implementation runs CPU tensors (native or
+  // the CUDA kernels under the SIMT emulator), which kernel variant the glue
+  // uses, and the emulator's scheduling order. Not backends: plain settings.
+  m.def("_set_backend(str name, str kernel, str order, int seed) -> ()", &fastlstm::set_backend);
+  m.def("_get_backend() -> (str, str, str, int)", &fastlstm::get_backend);
 }

@@ -1,5 +1,16 @@
-"""`python -m fastlstm`: see fastlstm/demo.py."""
-from fastlstm.demo import main
+"""`python -m fastlstm`: the demo (fastlstm/demo.py);
+`python -m fastlstm bench ...`: the quick benchmark (fastlstm/bench.py)."""
+import sys
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "bench":
+        from fastlstm.bench import main as bench_main
+        return bench_main(argv[1:])
+    from fastlstm.demo import main as demo_main
+    return demo_main(argv)
+
 
 if __name__ == "__main__":
     main()

@@ -23,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .lstm import LSTM
+from ._cli import non_negative_int, positive_int
 
 __all__ = ["DemoResult", "main"]
 
@@ -331,45 +332,31 @@ def build_parser():
                         help="torch device (default: %(default)s)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                         help="parameter dtype (default: %(default)s)")
-    parser.add_argument("--steps", type=_positive_int, default=1000,
+    parser.add_argument("--steps", type=positive_int, default=1000,
                         help="training steps, one chunk per step (default: %(default)s)")
-    parser.add_argument("--batch-size", type=_positive_int, default=32,
+    parser.add_argument("--batch-size", type=positive_int, default=32,
                         help="parallel text streams (default: %(default)s)")
-    parser.add_argument("--seq-len", type=_positive_int, default=64,
+    parser.add_argument("--seq-len", type=positive_int, default=64,
                         help="characters per chunk: the truncated-BPTT length "
                              "(default: %(default)s)")
-    parser.add_argument("--hidden-size", type=_positive_int, default=256,
+    parser.add_argument("--hidden-size", type=positive_int, default=256,
                         help="(default: %(default)s)")
-    parser.add_argument("--layers", type=_positive_int, default=2, help="(default: %(default)s)")
+    parser.add_argument("--layers", type=positive_int, default=2, help="(default: %(default)s)")
     parser.add_argument("--lr", type=float, default=4e-3,
                         help="Adam learning rate (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
-    parser.add_argument("--sample-len", type=_non_negative_int, default=200,
+    parser.add_argument("--sample-len", type=non_negative_int, default=200,
                         help="characters to generate (default: %(default)s)")
     parser.add_argument("--prompt", default="Return the ",
                         help="text the sample continues (default: %(default)r)")
     parser.add_argument("--temperature", type=float, default=0.7,
                         help="sampling temperature (default: %(default)s)")
-    parser.add_argument("--compare-steps", type=_positive_int, default=10,
+    parser.add_argument("--compare-steps", type=positive_int, default=10,
                         help="timed steps per LSTM in the speed comparison "
                              "(default: %(default)s)")
     parser.add_argument("--no-compare", action="store_true",
                         help="skip the speed comparison with torch.nn.LSTM")
     return parser
-
-
-def _positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
-    return value
 
 
 def parse_demo_args(argv):
@@ -444,8 +431,7 @@ def print_speed_comparison(speeds, timed_steps):
 
 
 def main(argv=None):
-    """Entry point of `python -m fastlstm`; returns the DemoResult."""
+    """The demo of `python -m fastlstm` (fastlstm/__main__.py sends `bench` to
+    fastlstm/bench.py); returns the DemoResult."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    # Subcommands (a `bench` is planned) will be dispatched on argv[0] here;
-    # with none, the demo runs, so that a bare `python -m fastlstm` shows it.
     return run_demo(parse_demo_args(argv))

@@ -20,6 +20,24 @@ FP32_TOL = {"atol": 1e-5, "rtol": 1e-4}
 FP64_TOL = {"atol": 1e-10, "rtol": 1e-9}
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--emulate", choices=["forward", "reverse", "random"], default=None,
+        help="run the ops on CPU tensors through the CUDA step kernels under the SIMT emulator "
+             "(fastlstm.backend('emulated')), threads scheduled in this order")
+    parser.addoption("--emulate-seed", type=int, default=1, help="seed of --emulate=random")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _backend_for_session(request):
+    order = request.config.getoption("--emulate")
+    if order is None:
+        yield
+        return
+    with fastlstm.backend("emulated", order=order, seed=request.config.getoption("--emulate-seed")):
+        yield
+
+
 def pytest_configure(config):
     # nn.LSTM warns on every CPU call with proj_size > 0 (no oneDNN path); harmless here.
     config.addinivalue_line(
@@ -87,7 +105,7 @@ def state_sizes(config):
     return layers, config.get("proj_size", 0) or hidden, hidden
 
 
-def make_leaves(case, dtype=torch.float32, seed=1):
+def make_leaves(case, dtype=torch.float32, seed=1, device="cpu"):
     """Input and (optionally) hx as fresh leaf tensors, laid out as nn.LSTM expects."""
     gen = torch.Generator().manual_seed(seed)
     cfg = case.config
@@ -99,10 +117,10 @@ def make_leaves(case, dtype=torch.float32, seed=1):
         if cfg.get("batch_first"):
             x_shape = (case.batch, case.steps, cfg["input_size"])
         h_shape, c_shape = (layers, case.batch, proj), (layers, case.batch, hidden)
-    x = torch.randn(x_shape, generator=gen, dtype=dtype).requires_grad_()
+    x = torch.randn(x_shape, generator=gen, dtype=dtype).to(device).requires_grad_()
     hx = None
     if case.with_hx:
-        hx = tuple(torch.randn(s, generator=gen, dtype=dtype).requires_grad_()
+        hx = tuple(torch.randn(s, generator=gen, dtype=dtype).to(device).requires_grad_()
                    for s in (h_shape, c_shape))
     return x, hx
 
@@ -115,16 +133,16 @@ def module_input(case, x):
                                 enforce_sorted=case.enforce_sorted)
 
 
-def run_lstm(forward, params, case, dtype=torch.float32):
+def run_lstm(forward, params, case, dtype=torch.float32, device="cpu"):
     """Runs forward(input, hx) -> (output, (h_n, c_n)) on leaves made for case, backpropagates a
     random upstream gradient through output, h_n and c_n, and returns every result by name.
 
     The same seeds are used for every module, so results of two modules are comparable."""
-    x, hx = make_leaves(case, dtype)
+    x, hx = make_leaves(case, dtype, device=device)
     output, (h_n, c_n) = forward(module_input(case, x), hx)
     out_data = output.data if isinstance(output, PackedSequence) else output
     gen = torch.Generator().manual_seed(2)
-    loss = sum((t * torch.randn(t.shape, generator=gen, dtype=dtype)).sum()
+    loss = sum((t * torch.randn(t.shape, generator=gen, dtype=dtype).to(device)).sum()
                for t in (out_data, h_n, c_n))
     named = dict(params)
     grads = torch.autograd.grad(loss, [x] + list(hx or ()) + list(named.values()), allow_unused=True)
@@ -141,14 +159,14 @@ def run_lstm(forward, params, case, dtype=torch.float32):
     return results
 
 
-def run_module(module, case, dtype=torch.float32):
-    return run_lstm(module, module.named_parameters(), case, dtype)
+def run_module(module, case, dtype=torch.float32, device="cpu"):
+    return run_lstm(module, module.named_parameters(), case, dtype, device)
 
 
-def run_reference(module, case, dtype=torch.float32):
+def run_reference(module, case, dtype=torch.float32, device="cpu"):
     """fastlstm.reference.lstm_ref on module's parameters."""
     return run_lstm(lambda inp, hx: fastlstm.reference.lstm_ref(module, inp, hx),
-                    module.named_parameters(), case, dtype)
+                    module.named_parameters(), case, dtype, device)
 
 
 def assert_all_close(actual, expected, **tol):

@@ -91,4 +91,26 @@ void gemm<float>(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, c
   });
 }
 
+template <typename T>
+void gemm_weight_t(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const at::Tensor& w,
+                   const at::Tensor& w_t, T* C, int64_t ldc, bool accumulate) {
+  if (w_t.defined()) {
+    gemm<T>(M, N, K, A, lda, w_t.data_ptr<T>(), N, C, ldc, accumulate);
+    return;
+  }
+  constexpr auto dt = c10::CppTypeToScalarType<T>::value;
+  at::Tensor c = view_of(C, M, N, ldc, dt);
+  const at::Tensor a = view_of(A, M, K, lda, dt);
+  if (accumulate) {
+    c.addmm_(a, w.t());
+  } else {
+    at::mm_out(c, a, w.t());
+  }
+}
+
+template void gemm_weight_t<float>(int64_t, int64_t, int64_t, const float*, int64_t,
+                                   const at::Tensor&, const at::Tensor&, float*, int64_t, bool);
+template void gemm_weight_t<double>(int64_t, int64_t, int64_t, const double*, int64_t,
+                                    const at::Tensor&, const at::Tensor&, double*, int64_t, bool);
+
 }  // namespace fastlstm::cpu

@@ -5,6 +5,8 @@
 // as it lies and uses AVX-512 where the CPU has it.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 
 namespace fastlstm::cpu {
@@ -16,6 +18,14 @@ namespace fastlstm::cpu {
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
           int64_t ldc, bool accumulate);
+
+// C[M, N] = A[M, K] . Wᵀ (+ C) for a weight W [N, K]: gemm() on w_t, W's
+// transposed copy [K, N], when the caller made one (a weight used at every
+// step), else ATen's mm on W as it lies (a single use, as in one LSTMCell
+// step, where copying W costs more than the product).
+template <typename T>
+void gemm_weight_t(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const at::Tensor& w,
+                   const at::Tensor& w_t, T* C, int64_t ldc, bool accumulate);
 
 // Whether float GEMMs use oneDNN's brgemm ukernel (false: ATen mm).
 // FASTLSTM_CPU_GEMM=aten forces the ATen path, for tests and comparisons.

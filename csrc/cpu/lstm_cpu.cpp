@@ -9,10 +9,14 @@
 #include <torch/library.h>
 
 #include <cstring>
+#include <limits>
 #include <tuple>
 #include <vector>
 
+#include "../backend_switch.h"
+#include "../emulated/lstm_emulated.h"
 #include "../lstm_args.h"
+#include "../widen.h"
 #include "cell_loops.h"
 #include "gemm.h"
 
@@ -24,27 +28,6 @@ using at::Tensor;
 std::optional<Tensor> contiguous(const std::optional<Tensor>& t) {
   return t ? std::optional(t->contiguous()) : std::nullopt;
 }
-
-Tensor widened(const Tensor& t) {
-  return t.to(compute_dtype(t.scalar_type()));
-}
-
-std::optional<Tensor> widened(const std::optional<Tensor>& t) {
-  return t ? std::optional(widened(*t)) : std::nullopt;
-}
-
-bool is_widened(const Tensor& t) {
-  return compute_dtype(t.scalar_type()) != t.scalar_type();
-}
-
-// Order in which the forward recurrence visits the steps.
-int64_t step_at(int64_t k, int64_t steps, bool reverse) {
-  return reverse ? steps - 1 - k : k;
-}
-
-// Inference projects this many rows of input at a time: enough for an
-// efficient GEMM, small enough that the gate buffer stays in cache.
-constexpr int64_t kInferenceChunkRows = 512;
 
 struct ForwardBuffers {
   Tensor gates;   // [N, 4H], or [chunk rows, 4H] in inference
@@ -58,55 +41,52 @@ template <typename T>
 void run_forward(const LayerShape& s, const StepSchedule& sched, bool reverse, const Tensor& input,
                  const Tensor& w_ih, const Tensor& bias, const Tensor& w_hh,
                  const std::optional<Tensor>& w_hr, ForwardBuffers& buf) {
-  const int64_t H = s.hidden, P = s.proj, steps = sched.steps();
-  const Tensor w_ih_t = w_ih.t().contiguous();  // [I, 4H]
-  const Tensor w_hh_t = w_hh.t().contiguous();  // [P, 4H]
-  const Tensor w_hr_t = w_hr ? w_hr->t().contiguous() : Tensor();  // [H, P]
+  const int64_t H = s.hidden, P = s.proj;
+  // Transposed copies for the GEMM ukernel pay off only over several steps.
+  const bool reused = sched.steps() > 1;
+  const Tensor w_ih_t = reused ? w_ih.t().contiguous() : Tensor();           // [I, 4H]
+  const Tensor w_hh_t = reused ? w_hh.t().contiguous() : Tensor();           // [P, 4H]
+  const Tensor w_hr_t = reused && w_hr ? w_hr->t().contiguous() : Tensor();  // [H, P]
   // With a projection, o*tanh(c) lands here before the [H -> P] GEMM.
   Tensor hidden = w_hr ? at::empty({s.batch, H}, buf.output.options()) : Tensor();
   const T* b = bias.data_ptr<T>();
   T* c = buf.c_state.data_ptr<T>();
   T* h_prev = buf.h_state.data_ptr<T>();
-  const int64_t chunk_steps =
-      buf.saved ? steps : std::max<int64_t>(1, kInferenceChunkRows / std::max<int64_t>(1, s.batch));
-  for (int64_t k0 = 0; k0 < steps; k0 += chunk_steps) {
-    const int64_t k1 = std::min(steps, k0 + chunk_steps);
-    const int64_t t_lo = std::min(step_at(k0, steps, reverse), step_at(k1 - 1, steps, reverse));
-    const int64_t t_hi = std::max(step_at(k0, steps, reverse), step_at(k1 - 1, steps, reverse));
-    const int64_t row0 = sched.offset[t_lo];
-    const int64_t rows_in_chunk = sched.offset[t_hi] + sched.batch[t_hi] - row0;
+  const int64_t chunk_rows = buf.saved ? std::numeric_limits<int64_t>::max() : kInferenceChunkRows;
+  for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows)) {
+    const int64_t row0 = chunk.row0;
     T* gates0 = buf.gates.data_ptr<T>() + (buf.saved ? row0 * 4 * H : 0);
-    gemm<T>(rows_in_chunk, 4 * H, s.input, input.data_ptr<T>() + row0 * s.input, s.input,
-            w_ih_t.data_ptr<T>(), 4 * H, gates0, 4 * H, false);
-    for (int64_t k = k0; k < k1; ++k) {
-      const int64_t t = step_at(k, steps, reverse);
+    gemm_weight_t<T>(chunk.rows, 4 * H, s.input, input.data_ptr<T>() + row0 * s.input, s.input,
+                     w_ih, w_ih_t, gates0, 4 * H, false);
+    for (int64_t k = chunk.k_begin; k < chunk.k_end; ++k) {
+      const int64_t t = sched.step_at(k, reverse);
       const int64_t rows = sched.batch[t], off = sched.offset[t];
       T* g = gates0 + (off - row0) * 4 * H;
       T* cell = buf.cells.data_ptr<T>() + (buf.saved ? off * H : 0);
       T* out = buf.output.data_ptr<T>() + off * P;
       T* h = w_hr ? hidden.data_ptr<T>() : out;
-      gemm<T>(rows, 4 * H, P, h_prev, P, w_hh_t.data_ptr<T>(), 4 * H, g, 4 * H, true);
+      gemm_weight_t<T>(rows, 4 * H, P, h_prev, P, w_hh, w_hh_t, g, 4 * H, true);
       for_each_unit_block(rows, H, [&](int64_t r, int64_t j0, int64_t j1) {
         forward_units<T>(H, j0, j1, g + r * 4 * H, b, c + r * H, cell + r * H, h + r * H);
       });
-      if (w_hr) gemm<T>(rows, P, H, h, H, w_hr_t.data_ptr<T>(), P, out, P, false);
+      if (w_hr) gemm_weight_t<T>(rows, P, H, h, H, *w_hr, w_hr_t, out, P, false);
       std::memcpy(h_prev, out, rows * P * sizeof(T));
     }
   }
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_layer_cpu(
+LayerOutputs lstm_layer_cpu(
     const Tensor& input_, const Tensor& h0, const Tensor& c0, const Tensor& w_ih_,
     const Tensor& w_hh_, const std::optional<Tensor>& bias_, const std::optional<Tensor>& w_hr_,
     const std::optional<Tensor>& batch_sizes, bool reverse, bool save_workspace) {
+  if (current_backend().emulated) {
+    return emulated::lstm_layer(input_, h0, c0, w_ih_, w_hh_, bias_, w_hr_, batch_sizes, reverse,
+                                save_workspace);
+  }
   const LayerShape s = check_layer_args(input_, h0, c0, w_ih_, w_hh_, bias_, w_hr_, batch_sizes);
   if (is_widened(input_)) {
-    // Half/bfloat16 storage: widen once, run in float32, round the results once.
-    auto [out, h_n, c_n, gates, cells] =
-        lstm_layer_cpu(widened(input_), widened(h0), widened(c0), widened(w_ih_), widened(w_hh_),
-                       widened(bias_), widened(w_hr_), batch_sizes, reverse, save_workspace);
-    const auto dt = input_.scalar_type();
-    return {out.to(dt), h_n.to(dt), c_n.to(dt), gates, cells};
+    return layer_in_float(lstm_layer_cpu, input_, h0, c0, w_ih_, w_hh_, bias_, w_hr_,
+                          batch_sizes, reverse, save_workspace);
   }
   const StepSchedule sched = make_schedule(s, batch_sizes);
   const Tensor input = input_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
@@ -146,7 +126,7 @@ void run_backward(const LayerShape& s, const StepSchedule& sched, bool reverse,
   T* dh_next = dh_state.data_ptr<T>();
   T* dc = dc_state.data_ptr<T>();
   for (int64_t k = sched.steps() - 1; k >= 0; --k) {
-    const int64_t t = step_at(k, sched.steps(), reverse);
+    const int64_t t = sched.step_at(k, reverse);
     const int64_t rows = sched.batch[t], off = sched.offset[t];
     for (int64_t b = 0; b < rows; ++b) {
       const int64_t prev = sched.prev_row(t, b, reverse);
@@ -224,23 +204,24 @@ Tensor column_sum(const Tensor& x) {
   return out;
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_layer_backward_cpu(
+LayerGrads lstm_layer_backward_cpu(
     const Tensor& grad_output_, const Tensor& grad_h_n, const Tensor& grad_c_n,
     const Tensor& input_, const Tensor& h0_, const Tensor& c0_, const Tensor& w_ih_,
     const Tensor& w_hh_, const std::optional<Tensor>& w_hr_,
     const std::optional<Tensor>& batch_sizes, bool reverse, const Tensor& output_,
     const Tensor& gates_, const Tensor& cells_) {
+  if (current_backend().emulated) {
+    return emulated::lstm_layer_backward(grad_output_, grad_h_n, grad_c_n, input_, h0_, c0_, w_ih_,
+                                         w_hh_, w_hr_, batch_sizes, reverse, output_, gates_,
+                                         cells_);
+  }
   const LayerShape s =
       check_layer_args(input_, h0_, c0_, w_ih_, w_hh_, std::nullopt, w_hr_, batch_sizes);
   check_backward_args(s, grad_output_, grad_h_n, grad_c_n, output_, gates_, cells_);
   if (is_widened(input_)) {
-    auto grads = lstm_layer_backward_cpu(
-        widened(grad_output_), widened(grad_h_n), widened(grad_c_n), widened(input_),
-        widened(h0_), widened(c0_), widened(w_ih_), widened(w_hh_), widened(w_hr_), batch_sizes,
-        reverse, widened(output_), gates_, cells_);
-    const auto dt = input_.scalar_type();
-    return std::apply(
-        [&](auto&... g) { return std::make_tuple(g.to(dt)...); }, grads);
+    return layer_backward_in_float(lstm_layer_backward_cpu, grad_output_, grad_h_n, grad_c_n,
+                                   input_, h0_, c0_, w_ih_, w_hh_, w_hr_, batch_sizes, reverse,
+                                   output_, gates_, cells_);
   }
   const StepSchedule sched = make_schedule(s, batch_sizes);
   const Tensor grad_output = grad_output_.contiguous(), input = input_.contiguous();

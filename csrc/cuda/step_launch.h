@@ -1,0 +1,25 @@
+// The CUDA library's entry points for the torch glue: launches of the step
+// kernels on a stream. Torch-free; returns the launch's cudaError_t.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "../kernels/step_params.h"
+
+namespace fastlstm::gpu {
+
+template <typename T>
+cudaError_t run_forward_step(const ForwardStepParams<T>& p, StepVariant variant, bool save,
+                             cudaStream_t stream);
+
+template <typename T>
+cudaError_t run_backward_step(const BackwardStepParams<T>& p, StepVariant variant,
+                              cudaStream_t stream);
+
+// x: [n] -> sigmoid(x), tanh(x) as the kernels compute them (a test hook).
+template <typename T>
+cudaError_t run_gate_activations(const T* x, T* sig, T* tanh, int64_t n, cudaStream_t stream);
+
+}  // namespace fastlstm::gpu

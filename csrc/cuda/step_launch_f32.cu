@@ -1,0 +1,6 @@
+// The float instances of the CUDA step kernels and their launchers.
+#include "step_launch.cuh"
+
+namespace fastlstm::gpu {
+FASTLSTM_INSTANTIATE_STEP_LAUNCH(float);
+}  // namespace fastlstm::gpu

@@ -1,0 +1,6 @@
+// The double instances of the CUDA step kernels and their launchers.
+#include "step_launch.cuh"
+
+namespace fastlstm::gpu {
+FASTLSTM_INSTANTIATE_STEP_LAUNCH(double);
+}  // namespace fastlstm::gpu

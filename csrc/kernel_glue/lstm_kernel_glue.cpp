@@ -1,0 +1,245 @@
+// Drives the step kernels over a layer: the input projection of all steps
+// (or of a chunk, in inference) is one ATen GEMM, then one forward-step
+// launch per step; the backward runs one backward-step launch per step and
+// takes grad_input and the weight gradients as whole-sequence ATen GEMMs and
+// a column sum afterwards (no atomics anywhere, so results are
+// deterministic). Device-agnostic: CUDA tensors with the CUDA kernels, CPU
+// tensors with the emulated ones.
+#include "lstm_kernel_glue.h"
+
+#include <ATen/Dispatch.h>
+
+#include <limits>
+#include <vector>
+
+#include "../backend_switch.h"
+#include "../lstm_args.h"
+
+namespace fastlstm {
+namespace {
+
+using at::Tensor;
+
+std::optional<Tensor> contiguous(const std::optional<Tensor>& t) {
+  return t ? std::optional(t->contiguous()) : std::nullopt;
+}
+
+// The forced variant, or narrow tiles unless they would fill every SM twice.
+StepVariant pick_variant(const StepKernels& kernels, int64_t narrow_blocks) {
+  const std::string forced = current_backend().kernel;
+  if (forced == "step_wide") return StepVariant::kWide;
+  if (forced == "step_narrow") return StepVariant::kNarrow;
+  return narrow_blocks >= 2 * kernels.multiprocessors() ? StepVariant::kWide
+                                                        : StepVariant::kNarrow;
+}
+
+Tensor index_tensor(const std::vector<int64_t>& rows, const at::Device& device) {
+  return at::tensor(rows, at::kLong).to(device);
+}
+
+struct ForwardTensors {
+  Tensor input, w_ih, w_hh, h0;
+  std::optional<Tensor> bias, w_hr;
+  Tensor gates;    // [N, 4H] (or a chunk): the projection, then the activated gates
+  Tensor cells;    // [N, H] when saving
+  Tensor output;   // [N, P]
+  Tensor c_state;  // [B, H]: c0 in, c_n out
+};
+
+template <typename T>
+void forward_steps(const StepKernels& kernels, const LayerShape& s, const StepSchedule& sched,
+                   bool reverse, bool save, ForwardTensors& f) {
+  const int64_t H = s.hidden, P = s.proj;
+  const StepVariant variant =
+      pick_variant(kernels, ForwardTile::blocks_x(H) *
+                                ForwardTile::blocks_y(s.batch, StepVariant::kNarrow));
+  // With a projection, o * tanh(c) lands here before the [H -> P] GEMM.
+  Tensor hidden = f.w_hr ? at::empty({s.batch, H}, f.output.options()) : Tensor();
+  const int64_t chunk_rows = save ? std::numeric_limits<int64_t>::max() : kInferenceChunkRows;
+  for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows)) {
+    Tensor pre = f.gates.narrow(0, save ? chunk.row0 : 0, chunk.rows);
+    const Tensor x = f.input.narrow(0, chunk.row0, chunk.rows);
+    if (f.bias) {
+      at::addmm_out(pre, *f.bias, x, f.w_ih.t());
+    } else {
+      at::mm_out(pre, x, f.w_ih.t());
+    }
+    for (int64_t k = chunk.k_begin; k < chunk.k_end; ++k) {
+      const int64_t t = sched.step_at(k, reverse), prev = sched.prev_step(t, reverse);
+      const int64_t rows = sched.batch[t], off = sched.offset[t];
+      T* pre_x = pre.data_ptr<T>() + (off - chunk.row0) * 4 * H;
+      ForwardStepParams<T> p{};
+      p.pre_x = pre_x;
+      p.h_prev = prev >= 0 ? f.output.data_ptr<T>() + sched.offset[prev] * P : nullptr;
+      p.h0 = f.h0.data_ptr<T>();
+      p.w_hh = f.w_hh.data_ptr<T>();
+      p.c_state = f.c_state.data_ptr<T>();
+      p.h_out = f.w_hr ? hidden.data_ptr<T>() : f.output.data_ptr<T>() + off * P;
+      p.gates = save ? pre_x : nullptr;
+      p.cells = save ? f.cells.data_ptr<T>() + off * H : nullptr;
+      p.rows = static_cast<int>(rows);
+      p.carried = static_cast<int>(sched.carried_rows(t, reverse));
+      p.hidden = static_cast<int>(H);
+      p.proj = static_cast<int>(P);
+      kernels.forward(p, variant, save);
+      if (f.w_hr) {
+        Tensor out_rows = f.output.narrow(0, off, rows);
+        at::mm_out(out_rows, hidden.narrow(0, 0, rows), f.w_hr->t());
+      }
+    }
+  }
+}
+
+struct BackwardTensors {
+  Tensor grad_output, c0, w_hh, gates, cells;
+  std::optional<Tensor> w_hr;
+  Tensor dgates;             // [N, 4H]
+  Tensor dh[2], dc[2];       // [B, P], [B, H]: read one, write the other, per step
+  Tensor grad_h0, grad_c0;   // [B, P], [B, H]
+  Tensor dh_total;           // [N, P]: dL/dh_t of every row, with a projection
+};
+
+template <typename T>
+void backward_steps(const StepKernels& kernels, const LayerShape& s, const StepSchedule& sched,
+                    bool reverse, BackwardTensors& b) {
+  const int64_t H = s.hidden, P = s.proj;
+  const StepVariant variant =
+      pick_variant(kernels, BackwardTile::blocks_x(P) *
+                                BackwardTile::blocks_y(s.batch, StepVariant::kNarrow));
+  // With a projection, dL/d(o * tanh c) comes from a GEMM through W_hr.
+  Tensor dhidden = b.w_hr ? at::empty({s.batch, H}, b.gates.options()) : Tensor();
+  int read = 0;
+  for (int64_t k = sched.steps() - 1; k >= 0; --k, read = 1 - read) {
+    const int64_t t = sched.step_at(k, reverse), prev = sched.prev_step(t, reverse);
+    const int64_t rows = sched.batch[t], off = sched.offset[t];
+    const int64_t carried = sched.carried_rows(t, reverse);
+    BackwardStepParams<T> p{};
+    p.gates = b.gates.data_ptr<T>() + off * 4 * H;
+    p.cells = b.cells.data_ptr<T>() + off * H;
+    p.c_prev = prev >= 0 ? b.cells.data_ptr<T>() + sched.offset[prev] * H : nullptr;
+    p.c0 = b.c0.data_ptr<T>();
+    if (b.w_hr) {
+      Tensor dh_t = b.dh_total.narrow(0, off, rows);
+      at::add_out(dh_t, b.grad_output.narrow(0, off, rows), b.dh[read].narrow(0, 0, rows));
+      Tensor dhidden_rows = dhidden.narrow(0, 0, rows);
+      at::mm_out(dhidden_rows, dh_t, *b.w_hr);
+      p.dh_out = dhidden.data_ptr<T>();
+      p.dh_rec = nullptr;
+    } else {
+      p.dh_out = b.grad_output.data_ptr<T>() + off * P;
+      p.dh_rec = b.dh[read].data_ptr<T>();
+    }
+    p.dc_next = b.dc[read].data_ptr<T>();
+    p.w_hh = b.w_hh.data_ptr<T>();
+    p.dgates = b.dgates.data_ptr<T>() + off * 4 * H;
+    p.dc_prev = b.dc[1 - read].data_ptr<T>();
+    p.dh_prev = b.dh[1 - read].data_ptr<T>();
+    p.rows = static_cast<int>(rows);
+    p.carried = static_cast<int>(carried);
+    p.hidden = static_cast<int>(H);
+    p.proj = static_cast<int>(P);
+    kernels.backward(p, variant);
+    if (carried < rows) {  // these rows started from h0/c0 at this step
+      b.grad_h0.narrow(0, carried, rows - carried)
+          .copy_(b.dh[1 - read].narrow(0, carried, rows - carried));
+      b.grad_c0.narrow(0, carried, rows - carried)
+          .copy_(b.dc[1 - read].narrow(0, carried, rows - carried));
+    }
+  }
+}
+
+// Rows of [output; h0]: row r < N of the output, or N + b for h0's row b.
+Tensor output_or_h0_rows(const Tensor& output, const Tensor& h0, const std::vector<int64_t>& rows) {
+  return at::cat({output, h0}).index_select(0, index_tensor(rows, output.device()));
+}
+
+// h_{t-1} of every row: the right operand of grad_w_hh.
+Tensor previous_hidden(const StepSchedule& sched, bool reverse, const Tensor& output,
+                       const Tensor& h0) {
+  const int64_t n = output.size(0);
+  std::vector<int64_t> rows(n);
+  for (int64_t t = 0; t < sched.steps(); ++t) {
+    for (int64_t b = 0; b < sched.batch[t]; ++b) {
+      const int64_t prev = sched.prev_row(t, b, reverse);
+      rows[sched.offset[t] + b] = prev >= 0 ? prev : n + b;
+    }
+  }
+  return output_or_h0_rows(output, h0, rows);
+}
+
+// h_n: each sequence's last output row, or h0 for a sequence with no step.
+Tensor final_hidden(const StepSchedule& sched, bool reverse, const Tensor& output,
+                    const Tensor& h0) {
+  std::vector<int64_t> rows = sched.last_rows(reverse);
+  const int64_t n = output.size(0), visited = static_cast<int64_t>(rows.size());
+  rows.resize(h0.size(0));
+  for (int64_t b = visited; b < h0.size(0); ++b) rows[b] = n + b;
+  return output_or_h0_rows(output, h0, rows);
+}
+
+}  // namespace
+
+LayerOutputs lstm_layer_with_kernels(const StepKernels& kernels, const Tensor& input,
+                                     const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
+                                     const Tensor& w_hh, const std::optional<Tensor>& bias,
+                                     const std::optional<Tensor>& w_hr,
+                                     const std::optional<Tensor>& batch_sizes, bool reverse,
+                                     bool save_workspace) {
+  const LayerShape s = check_layer_args(input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes);
+  if (is_widened(input)) {
+    return layer_in_float([&](auto&&... a) { return lstm_layer_with_kernels(kernels, a...); },
+                          input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse,
+                          save_workspace);
+  }
+  const StepSchedule sched = make_schedule(s, batch_sizes);
+  const auto opts = input.options();
+  const int64_t gate_rows =
+      save_workspace ? s.rows : std::min(s.rows, std::max(kInferenceChunkRows, s.batch));
+  ForwardTensors f{input.contiguous(), w_ih.contiguous(), w_hh.contiguous(), h0.contiguous(),
+                   contiguous(bias), contiguous(w_hr),
+                   at::empty({gate_rows, 4 * s.hidden}, opts),
+                   at::empty({save_workspace ? s.rows : 0, s.hidden}, opts),
+                   at::empty({s.rows, s.proj}, opts), c0.contiguous().clone()};
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer (step kernels)", [&] {
+    forward_steps<scalar_t>(kernels, s, sched, reverse, save_workspace, f);
+  });
+  const Tensor h_n = final_hidden(sched, reverse, f.output, f.h0);
+  if (!save_workspace) f.gates = at::empty({0, 4 * s.hidden}, opts);
+  return {f.output, h_n, f.c_state, f.gates, f.cells};
+}
+
+LayerGrads lstm_layer_backward_with_kernels(
+    const StepKernels& kernels, const Tensor& grad_output, const Tensor& grad_h_n,
+    const Tensor& grad_c_n, const Tensor& input, const Tensor& h0, const Tensor& c0,
+    const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& w_hr,
+    const std::optional<Tensor>& batch_sizes, bool reverse, const Tensor& output,
+    const Tensor& gates, const Tensor& cells) {
+  const LayerShape s = check_layer_args(input, h0, c0, w_ih, w_hh, std::nullopt, w_hr, batch_sizes);
+  check_backward_args(s, grad_output, grad_h_n, grad_c_n, output, gates, cells);
+  if (is_widened(input)) {
+    return layer_backward_in_float(
+        [&](auto&&... a) { return lstm_layer_backward_with_kernels(kernels, a...); },
+        grad_output, grad_h_n, grad_c_n, input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, reverse,
+        output, gates, cells);
+  }
+  const StepSchedule sched = make_schedule(s, batch_sizes);
+  const Tensor dh_n = grad_h_n.contiguous(), dc_n = grad_c_n.contiguous();
+  BackwardTensors b{grad_output.contiguous(), c0.contiguous(), w_hh.contiguous(),
+                    gates.contiguous(), cells.contiguous(), contiguous(w_hr),
+                    at::empty_like(gates), {dh_n.clone(), dh_n.clone()},
+                    {dc_n.clone(), dc_n.clone()}, at::empty_like(dh_n), at::empty_like(dc_n),
+                    w_hr ? at::empty_like(output) : Tensor()};
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer_backward (step kernels)",
+                             [&] { backward_steps<scalar_t>(kernels, s, sched, reverse, b); });
+  const Tensor x = input.contiguous();
+  const Tensor h_prev = previous_hidden(sched, reverse, output.contiguous(), h0.contiguous());
+  Tensor grad_w_hr = at::empty({0}, input.options());
+  if (w_hr) {
+    const Tensor hidden = b.gates.narrow(1, 3 * s.hidden, s.hidden) * at::tanh(b.cells);
+    grad_w_hr = at::mm(b.dh_total.t(), hidden);
+  }
+  return {at::mm(b.dgates, w_ih.contiguous()), b.grad_h0, b.grad_c0, at::mm(b.dgates.t(), x),
+          at::mm(b.dgates.t(), h_prev), b.dgates.sum(0), grad_w_hr};
+}
+
+}  // namespace fastlstm

@@ -1,0 +1,49 @@
+// Picks the compiled instance of a step kernel for a variant and hands it,
+// with its grid and block, to `launch`: the CUDA library passes a <<<>>>
+// launch on its stream, the emulator its own launcher. One place maps
+// variants to instances, so emulated runs exercise the GPU's configurations.
+#pragma once
+
+#include "lstm_step_backward.cuh"
+#include "lstm_step_forward.cuh"
+#include "static_switch.h"
+
+namespace fastlstm {
+
+template <typename T, StepVariant kVariant, typename Launch>
+void launch_forward_step(const ForwardStepParams<T>& p, bool save, Launch&& launch) {
+  constexpr int kRows = ForwardTile::rows_per_thread(kVariant);
+  const dim3 grid(ForwardTile::blocks_x(p.hidden), ForwardTile::blocks_y(p.rows, kVariant));
+  BOOL_SWITCH(save, kSave, [&] {
+    launch(grid, dim3(ForwardTile::kThreads), &lstm_forward_step<T, kRows, kSave>, p);
+  });
+}
+
+template <typename T, typename Launch>
+void dispatch_forward_step(const ForwardStepParams<T>& p, StepVariant variant, bool save,
+                           Launch&& launch) {
+  if (variant == StepVariant::kWide) {
+    launch_forward_step<T, StepVariant::kWide>(p, save, launch);
+  } else {
+    launch_forward_step<T, StepVariant::kNarrow>(p, save, launch);
+  }
+}
+
+template <typename T, StepVariant kVariant, typename Launch>
+void launch_backward_step(const BackwardStepParams<T>& p, Launch&& launch) {
+  constexpr int kRows = BackwardTile::rows_per_thread(kVariant);
+  const dim3 grid(BackwardTile::blocks_x(p.proj), BackwardTile::blocks_y(p.rows, kVariant));
+  launch(grid, dim3(BackwardTile::kThreads), &lstm_backward_step<T, kRows>, p);
+}
+
+template <typename T, typename Launch>
+void dispatch_backward_step(const BackwardStepParams<T>& p, StepVariant variant,
+                            Launch&& launch) {
+  if (variant == StepVariant::kWide) {
+    launch_backward_step<T, StepVariant::kWide>(p, launch);
+  } else {
+    launch_backward_step<T, StepVariant::kNarrow>(p, launch);
+  }
+}
+
+}  // namespace fastlstm

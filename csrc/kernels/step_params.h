@@ -1,0 +1,78 @@
+// Arguments of the per-step kernels: plain pointers and sizes, no torch, so
+// that the CUDA library, the emulator and the torch glue share one definition.
+//
+// Rows of a step are the sequences still running at that step (a packed
+// batch shrinks over time). The first `carried` rows continue from the
+// previous step's rows; the rest start from h0/c0 (only the reverse direction
+// of a packed batch has such rows past step 0).
+#pragma once
+
+namespace fastlstm {
+
+// The kernels' tile shapes, one tag per variant the glue can pick or force.
+enum class StepVariant : int {
+  kNarrow = 0,  // few rows per block: more blocks for small batches
+  kWide = 1,    // twice the rows per block: W_hh read half as often
+};
+
+constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+// Tile shapes of the forward step kernel (lstm_step_forward.cuh).
+struct ForwardTile {
+  static constexpr int kUnits = 16;     // hidden units per block
+  static constexpr int kRowLanes = 16;  // threads along the batch rows
+  static constexpr int kDepth = 32;     // h / W_hh columns staged per pass
+  static constexpr int kThreads = kUnits * kRowLanes;
+  static constexpr int rows_per_thread(StepVariant v) { return v == StepVariant::kWide ? 2 : 1; }
+  static constexpr int blocks_x(int hidden) { return ceil_div(hidden, kUnits); }
+  static constexpr int blocks_y(int rows, StepVariant v) {
+    return ceil_div(rows, kRowLanes * rows_per_thread(v));
+  }
+};
+
+// Tile shapes of the backward step kernel (lstm_step_backward.cuh).
+struct BackwardTile {
+  static constexpr int kCols = 64;       // columns of dh_{t-1} per block
+  static constexpr int kRowLanes = 4;    // threads along the batch rows
+  static constexpr int kChunkUnits = 8;  // hidden units per depth pass
+  static constexpr int kDepth = 4 * kChunkUnits;
+  static constexpr int kThreads = kCols * kRowLanes;
+  static constexpr int rows_per_thread(StepVariant v) { return v == StepVariant::kWide ? 4 : 2; }
+  static constexpr int blocks_x(int proj) { return ceil_div(proj, kCols); }
+  static constexpr int blocks_y(int rows, StepVariant v) {
+    return ceil_div(rows, kRowLanes * rows_per_thread(v));
+  }
+};
+
+template <typename T>
+struct ForwardStepParams {
+  const T* pre_x;  // [rows, 4H]: x_t W_ihᵀ + b_ih + b_hh of this step
+  const T* h_prev; // [carried, P]: h_{t-1} of the carried rows
+  const T* h0;     // [B, P]: start state of rows >= carried
+  const T* w_hh;   // [4H, P]
+  T* c_state;      // [B, H]: c_{t-1} in, c_t out, updated in place per row
+  T* h_out;        // [rows, H]: o * tanh(c_t), before any projection
+  T* gates;        // [rows, 4H]: activated gates, when saving the workspace
+                   //   (may alias pre_x: each element is read before written)
+  T* cells;        // [rows, H]: c_t, when saving the workspace
+  int rows, carried, hidden, proj;
+};
+
+template <typename T>
+struct BackwardStepParams {
+  const T* gates;   // [rows, 4H]: activated gates of step t
+  const T* cells;   // [rows, H]: c_t
+  const T* c_prev;  // [carried, H]: c_{t-1} of the carried rows
+  const T* c0;      // [B, H]: start state of rows >= carried
+  const T* dh_out;  // [rows, H]: dL/dh_t from the output (or through W_hr)
+  const T* dh_rec;  // [rows, H]: dL/dh_t from step t+1; null with a projection,
+                    //   where dh_out already holds it
+  const T* dc_next; // [rows, H]: dL/dc_t from step t+1
+  const T* w_hh;    // [4H, P]
+  T* dgates;        // [rows, 4H]: dL/d(pre-activation)
+  T* dc_prev;       // [rows, H]: dL/dc_{t-1} (not dc_next: other blocks read it)
+  T* dh_prev;       // [rows, P]: dL/dh_{t-1} = dgates W_hh
+  int rows, carried, hidden, proj;
+};
+
+}  // namespace fastlstm

@@ -1,0 +1,940 @@
+// Runtime of the CPU SIMT emulator (see cuda_sim.h): fiber contexts and
+// stacks, the per-block scheduler with its barriers and warp collectives,
+// and cooperative grids (one OS thread per block, a real grid barrier).
+#include "cuda_sim.h"
+
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+// A hand-written stack switch on x86-64: glibc's swapcontext also saves and
+// restores the signal mask, a system call per switch that made barriers 8x
+// slower. Elsewhere (or with -DFASTLSTM_SIM_UCONTEXT) ucontext.
+#if defined(__x86_64__) && !defined(FASTLSTM_SIM_UCONTEXT)
+#define FASTLSTM_SIM_STACK_SWITCH 1
+#else
+#include <ucontext.h>
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FASTLSTM_SIM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FASTLSTM_SIM_ASAN 1
+#endif
+#endif
+#ifdef FASTLSTM_SIM_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#ifdef FASTLSTM_SIM_STACK_SWITCH
+// Pushes the callee-saved registers, stores the stack pointer in *save, loads
+// `load` and pops the registers saved there. Everything else is
+// caller-saved, so the compiler has spilled it around the call; MXCSR and the
+// x87 control word are left alone: all fibers share the OS thread's.
+extern "C" void fastlstm_sim_switch_stack(void** save, void* load);
+asm(R"(
+    .pushsection .text
+    .globl fastlstm_sim_switch_stack
+    .hidden fastlstm_sim_switch_stack
+    .type fastlstm_sim_switch_stack, @function
+    .p2align 4
+fastlstm_sim_switch_stack:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size fastlstm_sim_switch_stack, .-fastlstm_sim_switch_stack
+    .popsection
+)");
+#endif
+
+namespace fastlstm::sim {
+namespace detail {
+namespace {
+
+constexpr unsigned kWarpSize = 32;
+constexpr unsigned kMaxThreadsPerBlock = 1024;
+constexpr size_t kMaxDynamicSharedBytes = 227 * 1024;  // H100's opt-in maximum
+constexpr uint64_t kMaxBlocks = uint64_t(1) << 24;
+constexpr uint64_t kMaxCooperativeBlocks = 1024;  // each is an OS thread
+
+std::mutex options_mutex;
+Options current_options;
+std::atomic<uint64_t> launches_since_options{0};
+
+// ---- Error messages ---------------------------------------------------------
+
+std::string dims(uint3 v) {
+  return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
+}
+
+std::string site(Where where) {
+  const char* slash = std::strrchr(where.file, '/');
+  return std::string(slash ? slash + 1 : where.file) + ":" + std::to_string(where.line);
+}
+
+std::string hex(unsigned mask) {
+  char text[16];
+  std::snprintf(text, sizeof text, "0x%08x", mask);
+  return text;
+}
+
+template <typename... Parts>
+std::string message(const Parts&... parts) {
+  std::ostringstream text;
+  text << "fastlstm::sim: ";
+  (text << ... << parts);
+  return text.str();
+}
+
+template <typename... Parts>
+SimError sim_error(const Parts&... parts) {
+  return SimError(message(parts...));
+}
+
+// The thread ranks of a warp's lanes in `mask`, as "0-15,17".
+std::string ranks_of(unsigned mask, unsigned first_rank) {
+  std::string out;
+  while (mask) {
+    const unsigned from = __builtin_ctz(mask), run = mask >> from;
+    const unsigned to = from + (~run ? __builtin_ctz(~run) : 32) - 1;
+    out += (out.empty() ? "" : ",") + std::to_string(first_rank + from);
+    if (to > from) out += "-" + std::to_string(first_rank + to);
+    mask = to == 31 ? 0 : mask & (~0u << (to + 1));
+  }
+  return out;
+}
+
+const char* collective_name(Collective kind) {
+  static const char* const names[] = {"__syncwarp",       "__shfl_sync",     "__shfl_up_sync",
+                                      "__shfl_down_sync", "__shfl_xor_sync", "__ballot_sync",
+                                      "__all_sync",       "__any_sync"};
+  return names[static_cast<int>(kind)];
+}
+
+std::string call_text(Collective kind, unsigned mask, Where where) {
+  return std::string(collective_name(kind)) + "(mask " + hex(mask) + ") at " + site(where);
+}
+
+uint3 unflatten(uint64_t rank, dim3 d) {
+  return {unsigned(rank % d.x), unsigned(rank / d.x % d.y), unsigned(rank / d.x / d.y)};
+}
+
+// The random orders of one launch: distinct per (seed, launch, block).
+std::mt19937_64 order_rng(uint64_t seed, uint64_t launch, uint64_t block) {
+  std::seed_seq sequence{uint32_t(seed), uint32_t(seed >> 32), uint32_t(launch), uint32_t(block)};
+  return std::mt19937_64(sequence);
+}
+
+// ---- Fiber stacks and contexts ----------------------------------------------
+
+size_t page_bytes() {
+  static const size_t bytes = size_t(sysconf(_SC_PAGESIZE));
+  return bytes;
+}
+
+class FiberStack {
+ public:
+  explicit FiberStack(size_t bytes) : size_(bytes) {
+    void* mapping = mmap(nullptr, size_ + page_bytes(), PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mapping == MAP_FAILED) throw sim_error("cannot map a fiber stack (too many threads?)");
+    guard_ = static_cast<char*>(mapping);
+    mprotect(guard_, page_bytes(), PROT_NONE);  // an overflow faults instead of corrupting
+  }
+  ~FiberStack() { munmap(guard_, size_ + page_bytes()); }
+  FiberStack(const FiberStack&) = delete;
+  FiberStack& operator=(const FiberStack&) = delete;
+  char* bottom() const { return guard_ + page_bytes(); }
+  size_t size() const { return size_; }
+
+ private:
+  char* guard_;
+  size_t size_;
+};
+
+struct Context {
+#ifdef FASTLSTM_SIM_STACK_SWITCH
+  void* stack_pointer = nullptr;
+#else
+  ucontext_t state{};
+#endif
+  const void* stack_bottom = nullptr;  // the stack's extent, which ASan needs at a switch
+  size_t stack_size = 0;
+};
+
+void start_context(Context& context, const FiberStack& stack, void (*entry)()) {
+#ifdef FASTLSTM_SIM_ASAN
+  // A fiber abandoned by a failed launch left its frames' redzones poisoned.
+  __asan_unpoison_memory_region(stack.bottom(), stack.size());
+#endif
+#ifdef FASTLSTM_SIM_STACK_SWITCH
+  // What fastlstm_sim_switch_stack pops: six registers and the return
+  // address (entry), above which a null return address aligns entry's frame
+  // as after a call and ends backtraces.
+  void** top = reinterpret_cast<void**>(stack.bottom() + stack.size());
+  std::fill(top - 8, top, nullptr);
+  top[-2] = reinterpret_cast<void*>(entry);
+  context.stack_pointer = top - 8;
+#else
+  getcontext(&context.state);
+  context.state.uc_stack.ss_sp = stack.bottom();
+  context.state.uc_stack.ss_size = stack.size();
+  context.state.uc_link = nullptr;
+  makecontext(&context.state, entry, 0);
+#endif
+  context.stack_bottom = stack.bottom();
+  context.stack_size = stack.size();
+}
+
+// `from_finished`: the context being left never runs again.
+void switch_context(Context& from, Context& to, bool from_finished) {
+#ifdef FASTLSTM_SIM_ASAN
+  void* fake_stack = nullptr;
+  __sanitizer_start_switch_fiber(from_finished ? nullptr : &fake_stack, to.stack_bottom,
+                                 to.stack_size);
+#else
+  (void)from_finished;
+#endif
+#ifdef FASTLSTM_SIM_STACK_SWITCH
+  fastlstm_sim_switch_stack(&from.stack_pointer, to.stack_pointer);
+#else
+  swapcontext(&from.state, &to.state);
+#endif
+#ifdef FASTLSTM_SIM_ASAN
+  __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
+#endif
+}
+
+void describe_os_thread_stack(Context& context) {
+#ifdef FASTLSTM_SIM_ASAN
+  pthread_attr_t attributes;
+  if (pthread_getattr_np(pthread_self(), &attributes) != 0) return;
+  void* bottom = nullptr;
+  pthread_attr_getstack(&attributes, &bottom, &context.stack_size);
+  context.stack_bottom = bottom;
+  pthread_attr_destroy(&attributes);
+#else
+  (void)context;
+#endif
+}
+
+// ---- Launches and the grid barrier ------------------------------------------
+
+struct LaunchPlan {
+  dim3 grid, block;
+  size_t dynamic_smem;
+  KernelCall kernel;
+  Options options;
+  uint64_t serial;  // launches since set_options(): varies the random orders
+  unsigned threads;
+  uint64_t blocks;
+};
+
+// Thrown in a cooperative block when another block failed.
+struct LaunchAborted {};
+
+// Thrown inside the fibers of a failed block, so that each unwinds and ends
+// (which also frees what ASan keeps per fiber) instead of being abandoned.
+struct FiberUnwind {};
+
+enum class Outcome { Returned, Threw, Unwound };
+
+// The grid-wide barrier of a cooperative launch, and the caller's wait for
+// its blocks. Once a block has exited, no grid barrier can complete.
+class GridBarrier {
+ public:
+  explicit GridBarrier(const LaunchPlan& plan)
+      : plan_(plan), watchdog_(std::min(plan.options.watchdog_seconds, 1e7)) {}
+
+  // False when the launch failed instead.
+  bool arrive_and_wait(unsigned block, Where where) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    last_progress_ = std::chrono::steady_clock::now();
+    const std::string waiter =
+        "block " + name(block) + " waits at this_grid().sync() at " + site(where);
+    if (exited_block_ >= 0)
+      fail_locked(message("deadlock: ", waiter, " but block ", name(exited_block_),
+                          " has exited; a grid barrier needs every block"));
+    if (failed_) return false;
+    if (arrived_ == 0) first_waiter_ = waiter;
+    if (++arrived_ == plan_.blocks) {
+      arrived_ = 0;
+      ++generation_;
+      changed_.notify_all();
+      return true;
+    }
+    const uint64_t generation = generation_;
+    changed_.wait(lock, [&] { return generation_ != generation || failed_; });
+    return generation_ != generation;
+  }
+
+  void block_done(unsigned block, bool exited) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++done_;
+    last_progress_ = std::chrono::steady_clock::now();
+    if (exited && exited_block_ < 0) exited_block_ = int(block);
+    if (exited && arrived_ > 0)
+      fail_locked(message("deadlock: block ", name(block), " exited while ", first_waiter_,
+                          "; a grid barrier needs every block"));
+    changed_.notify_all();
+  }
+
+  void fail(const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    fail_locked(reason);
+  }
+
+  // Waits for every block; the failure's message, or "" on success. A block
+  // still running after the watchdog failed the launch (spinning on memory
+  // nobody will write) ends the process: hanging a test suite is worse.
+  std::string wait_for_blocks() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    bool watchdog_fired = false;
+    while (done_ < plan_.blocks) {
+      if (changed_.wait_until(lock, last_progress_ + watchdog_) != std::cv_status::timeout ||
+          std::chrono::steady_clock::now() < last_progress_ + watchdog_)
+        continue;
+      if (watchdog_fired) {
+        std::fprintf(stderr, "%s\nfastlstm::sim: blocks still running; aborting\n",
+                     failure_.c_str());
+        std::abort();
+      }
+      watchdog_fired = true;
+      fail_locked(message("watchdog: no progress in a cooperative launch for ", watchdog_.count(),
+                          " s (", arrived_, " blocks at this_grid().sync(), ", done_, " of ",
+                          plan_.blocks, " done); does a block spin forever?"));
+      last_progress_ = std::chrono::steady_clock::now();
+    }
+    return failed_ ? failure_ : std::string();
+  }
+
+ private:
+  std::string name(unsigned block) const { return dims(unflatten(block, plan_.grid)); }
+
+  void fail_locked(const std::string& reason) {
+    if (!failed_) failure_ = reason;
+    failed_ = true;
+    changed_.notify_all();
+  }
+
+  const LaunchPlan& plan_;
+  const std::chrono::duration<double> watchdog_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  uint64_t arrived_ = 0, done_ = 0, generation_ = 0;
+  int exited_block_ = -1;
+  std::string first_waiter_, failure_;
+  bool failed_ = false;
+  std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
+};
+
+// ---- The block scheduler ----------------------------------------------------
+
+enum class Wait : uint8_t { None, Block, Warp, Grid, Exited };
+
+struct CollectiveCall {
+  Collective kind;
+  unsigned mask;
+  uint32_t lane_arg;  // a shuffle's source lane, delta or lane mask
+  int width;
+  uint64_t value;
+};
+
+struct Fiber {
+  Context context;
+  ThreadCoords coords{};
+  unsigned rank = 0;  // linear index in the block
+  bool started = false;
+  Wait wait = Wait::None;
+  Where where{};
+  CollectiveCall call{};
+  uint64_t result = 0;  // per lane: a fast lane may enter the next collective first
+};
+
+// A warp collective that some of the lanes of its mask have reached.
+struct PendingCollective {
+  Collective kind;
+  unsigned mask, arrived;
+  Where where;
+};
+
+struct Warp {
+  unsigned first_rank;
+  unsigned present;  // lanes that exist (the last warp may be partial)
+  unsigned exited;
+  std::vector<PendingCollective> pending;  // disjoint masks
+};
+
+bool is_shuffle(Collective kind) { return kind >= Collective::Shfl && kind <= Collective::ShflXor; }
+
+// PTX's shfl.sync source lane (CUDA passes c = ((32 - width) << 8) | clamp);
+// a source outside the lane's segment means the lane keeps its own value.
+unsigned shuffle_source(Collective kind, unsigned lane, uint32_t lane_arg, int width) {
+  const unsigned b = lane_arg & 31, segmask = unsigned(32 - width) & 31;
+  const unsigned clamp = kind == Collective::ShflUp ? 0 : 31;
+  const unsigned min_lane = lane & segmask, max_lane = min_lane | (clamp & ~segmask);
+  switch (kind) {
+    case Collective::ShflUp: return int(lane - b) >= int(max_lane) ? lane - b : lane;
+    case Collective::ShflDown: return lane + b <= max_lane ? lane + b : lane;
+    case Collective::ShflXor: return (lane ^ b) <= max_lane ? lane ^ b : lane;
+    default: return min_lane | (b & ~segmask);
+  }
+}
+
+class BlockScheduler;
+thread_local BlockScheduler* active_scheduler = nullptr;  // while a block runs here
+
+void fiber_main();
+
+class BlockScheduler {
+ public:
+  // Runs one block to completion. Throws SimError, or LaunchAborted when
+  // another block of the cooperative launch failed.
+  void run(const LaunchPlan& plan, unsigned block, GridBarrier* grid) {
+    prepare(plan, block, grid);
+    struct Activation {
+      explicit Activation(BlockScheduler* s) { active_scheduler = s; }
+      ~Activation() {
+        active_scheduler = nullptr;
+        current_coords = nullptr;
+      }
+    } activation(this);
+    for (;;) {
+      if (Fiber* first = next_runnable()) resume_from_home(*first);
+      // Back here when no fiber can run.
+      if (!failure_.empty()) fail(SimError(failure_));
+      if (exited_ == fibers_.size()) return;
+      if (!grid_ || at_grid_ == 0 || at_grid_ + exited_ != fibers_.size()) fail(deadlock_report());
+      if (!grid_->arrive_and_wait(block, grid_site())) fail(LaunchAborted{});
+      release_all(Wait::Grid);
+      at_grid_ = 0;
+    }
+  }
+
+  void sync_block(Where where) {
+    Fiber& self = wait_here(Wait::Block, where);
+    ++at_block_;
+    release_block_barrier_if_complete();
+    suspend(self);
+  }
+
+  void sync_grid(Where where) {
+    if (!grid_)
+      throw sim_error("this_grid().sync() at ", site(where),
+                      " in a kernel started by launch(); grid barriers need launch_cooperative()");
+    Fiber& self = wait_here(Wait::Grid, where);
+    ++at_grid_;
+    suspend(self);
+  }
+
+  uint64_t warp_collective(const CollectiveCall& call, Where where) {
+    Fiber& self = *running_;
+    Warp& warp = warps_[self.rank / kWarpSize];
+    check_collective(self, warp, call, where);
+    PendingCollective& group = join_collective(warp, call, where);
+    wait_here(Wait::Warp, where).call = call;
+    group.arrived |= 1u << (self.rank % kWarpSize);
+    if (group.arrived == group.mask) complete_collective(warp, group);
+    suspend(self);
+    return self.result;
+  }
+
+  unsigned active_mask() const {
+    const Warp& warp = warps_[running_->rank / kWarpSize];
+    return warp.present & ~warp.exited;
+  }
+
+  void* dynamic_shared() { return smem_.get(); }
+
+  const KernelCall& kernel() const { return plan_->kernel; }
+
+  void fiber_started() { running_->started = true; }
+
+  [[noreturn]] void fiber_finished(Outcome outcome, std::string&& error) {
+    Fiber& self = *running_;
+    if (outcome == Outcome::Threw && failure_.empty()) {
+      failure_ = (error.rfind("fastlstm::sim:", 0) == 0 ? "" : "fastlstm::sim: kernel threw: ") +
+                 error + " [block " + dims(self.coords.block_idx) + ", thread " +
+                 dims(self.coords.thread_idx) + "]";
+    }
+    std::string().swap(error);  // this frame is never unwound
+    self.wait = Wait::Exited;
+    if (outcome == Outcome::Returned) {
+      ++exited_;
+      warps_[self.rank / kWarpSize].exited |= 1u << (self.rank % kWarpSize);
+      release_block_barrier_if_complete();
+      suspend(self, true);
+    } else {
+      running_ = nullptr;
+      switch_context(self.context, home_, true);
+    }
+    std::abort();  // nothing resumes a finished fiber
+  }
+
+ private:
+  struct AlignedFree {
+    void operator()(unsigned char* p) const { ::operator delete[](p, std::align_val_t(16)); }
+  };
+
+  void prepare(const LaunchPlan& plan, unsigned block, GridBarrier* grid) {
+    plan_ = &plan;
+    grid_ = grid;
+    const size_t page = page_bytes(),
+                 stack_bytes = (plan.options.stack_bytes + page - 1) / page * page;
+    if (!stacks_.empty() && stacks_.front()->size() != stack_bytes) stacks_.clear();
+    while (stacks_.size() < plan.threads)
+      stacks_.push_back(std::make_unique<FiberStack>(stack_bytes));
+    fibers_.resize(plan.threads);
+    round_.clear();
+    const uint3 block_idx = unflatten(block, plan.grid);
+    for (unsigned rank = 0; rank < plan.threads; ++rank) {
+      Fiber& fiber = fibers_[rank];
+      fiber.coords = {unflatten(rank, plan.block), block_idx, plan.block, plan.grid};
+      fiber.rank = rank;
+      fiber.started = false;
+      fiber.wait = Wait::None;
+      start_context(fiber.context, *stacks_[rank], &fiber_main);
+      round_.push_back(&fiber);
+    }
+    warps_.resize((plan.threads + kWarpSize - 1) / kWarpSize);
+    for (unsigned w = 0; w < warps_.size(); ++w) {
+      const unsigned lanes = std::min(kWarpSize, plan.threads - w * kWarpSize);
+      warps_[w].first_rank = w * kWarpSize;
+      warps_[w].present = lanes == kWarpSize ? ~0u : (1u << lanes) - 1;
+      warps_[w].exited = 0;
+      warps_[w].pending.clear();
+    }
+    at_block_ = at_grid_ = exited_ = 0;
+    failure_.clear();
+    if (plan.options.order == Order::Random)
+      rng_ = order_rng(plan.options.seed, plan.serial, block);
+    arrange(round_);
+    cursor_ = 0;
+    next_round_.clear();
+    prepare_dynamic_shared(plan.dynamic_smem);
+    if (!home_.stack_bottom) describe_os_thread_stack(home_);
+  }
+
+  // Exactly the launch's size, so that ASan builds catch overruns; 0xFF bytes
+  // (NaN as float or double) make reads of never-written memory show.
+  void prepare_dynamic_shared(size_t bytes) {
+    if (!smem_ || smem_bytes_ != bytes) {
+      smem_.reset(new (std::align_val_t(16)) unsigned char[std::max<size_t>(bytes, 1)]);
+      smem_bytes_ = bytes;
+    }
+    std::memset(smem_.get(), 0xFF, bytes);
+  }
+
+  // A round runs every fiber that became runnable during the previous one,
+  // in the launch's order; each runs until it waits or exits.
+  void arrange(std::vector<Fiber*>& round) {
+    if (plan_->options.order == Order::Random)
+      return std::shuffle(round.begin(), round.end(), rng_);
+    // Barriers release fibers in rank order: a round is mostly sorted already.
+    const auto by_rank = [](Fiber* a, Fiber* b) { return a->rank < b->rank; };
+    if (!std::is_sorted(round.begin(), round.end(), by_rank))
+      std::sort(round.begin(), round.end(), by_rank);
+    if (plan_->options.order == Order::Reverse) std::reverse(round.begin(), round.end());
+  }
+
+  Fiber* next_runnable() {
+    if (cursor_ == round_.size()) {
+      if (next_round_.empty()) return nullptr;
+      round_.swap(next_round_);
+      next_round_.clear();
+      arrange(round_);
+      cursor_ = 0;
+    }
+    return round_[cursor_++];
+  }
+
+  Fiber& wait_here(Wait wait, Where where) {
+    running_->wait = wait;
+    running_->where = where;
+    return *running_;
+  }
+
+  void make_runnable(Fiber& fiber) {
+    fiber.wait = Wait::None;
+    next_round_.push_back(&fiber);
+  }
+
+  template <typename Error>
+  [[noreturn]] void fail(const Error& error) {
+    unwinding_ = true;
+    for (Fiber& fiber : fibers_)
+      if (fiber.started && fiber.wait != Wait::Exited) resume_from_home(fiber);
+    unwinding_ = false;
+    throw error;
+  }
+
+  void resume_from_home(Fiber& fiber) {
+    running_ = &fiber;
+    current_coords = &fiber.coords;
+    switch_context(home_, fiber.context, false);
+  }
+
+  // Hands the OS thread to the next runnable fiber, or back to run() when
+  // there is none; returns when `self` is resumed.
+  void suspend(Fiber& self, bool finished = false) {
+    Fiber* next = next_runnable();
+    if (next == &self) return;
+    running_ = next;
+    current_coords = next ? &next->coords : nullptr;
+    switch_context(self.context, next ? next->context : home_, finished);
+    if (unwinding_) throw FiberUnwind{};
+  }
+
+  // Exited threads count as arrived, as on the hardware.
+  void release_block_barrier_if_complete() {
+    if (at_block_ == 0 || at_block_ + exited_ != fibers_.size()) return;
+    at_block_ = 0;
+    release_all(Wait::Block);
+  }
+
+  void release_all(Wait wait) {
+    for (Fiber& fiber : fibers_)
+      if (fiber.wait == wait) make_runnable(fiber);
+  }
+
+  Where grid_site() const {
+    for (const Fiber& fiber : fibers_)
+      if (fiber.wait == Wait::Grid) return fiber.where;
+    return {"?", 0};
+  }
+
+  void check_collective(const Fiber& self, const Warp& warp, const CollectiveCall& call,
+                        Where where) const {
+    const unsigned lane = self.rank % kWarpSize;
+    const std::string call_site = call_text(call.kind, call.mask, where) + ": ";
+    if (!(call.mask >> lane & 1))
+      throw sim_error(call_site, "the calling thread ", self.rank, " (lane ", lane,
+                      ") is not in the mask");
+    if (call.mask & ~warp.present)
+      throw sim_error(call_site, "the mask names lanes that do not exist: warp ",
+                      self.rank / kWarpSize, " of a ", fibers_.size(), "-thread block has lanes ",
+                      hex(warp.present));
+    const bool valid_width =
+        call.width >= 1 && call.width <= 32 && !(call.width & (call.width - 1));
+    if (is_shuffle(call.kind) && !valid_width)
+      throw sim_error(call_site, "width ", call.width, " is not a power of 2 between 1 and 32");
+  }
+
+  // The pending collective the caller's mask belongs to, or a new one; a
+  // pending one with an overlapping but different mask, or another kind of
+  // collective, is misuse.
+  PendingCollective& join_collective(Warp& warp, const CollectiveCall& call, Where where) {
+    for (PendingCollective& group : warp.pending) {
+      if (!(group.mask & call.mask)) continue;
+      if (group.mask == call.mask && group.kind == call.kind) return group;
+      throw sim_error("thread ", running_->rank, " calls ", call_text(call.kind, call.mask, where),
+                      " while threads ", ranks_of(group.arrived, warp.first_rank), " wait at ",
+                      call_text(group.kind, group.mask, group.where),
+                      ": the lanes named in a mask must all make the same call with the same mask");
+    }
+    warp.pending.push_back({call.kind, call.mask, 0, where});
+    return warp.pending.back();
+  }
+
+  // Computes every lane's result before any lane runs on.
+  void complete_collective(Warp& warp, const PendingCollective& pending) {
+    const PendingCollective group = pending;
+    warp.pending.erase(warp.pending.begin() + (&pending - warp.pending.data()));
+    unsigned votes = 0;
+    for (unsigned bits = group.mask; bits; bits &= bits - 1)
+      if (lane_fiber(warp, __builtin_ctz(bits)).call.value) votes |= 1u << __builtin_ctz(bits);
+    for (unsigned bits = group.mask; bits; bits &= bits - 1) {
+      Fiber& fiber = lane_fiber(warp, __builtin_ctz(bits));
+      switch (group.kind) {
+        case Collective::SyncWarp: fiber.result = 0; break;
+        case Collective::Ballot: fiber.result = votes; break;
+        case Collective::All: fiber.result = votes == group.mask; break;
+        case Collective::Any: fiber.result = votes != 0; break;
+        default: fiber.result = lane_fiber(warp, source_lane(group, fiber)).call.value;
+      }
+    }
+    for (unsigned bits = group.mask; bits; bits &= bits - 1)
+      make_runnable(lane_fiber(warp, __builtin_ctz(bits)));
+  }
+
+  Fiber& lane_fiber(const Warp& warp, unsigned lane) { return fibers_[warp.first_rank + lane]; }
+
+  unsigned source_lane(const PendingCollective& group, const Fiber& fiber) const {
+    const unsigned lane = fiber.rank % kWarpSize;
+    const unsigned source = shuffle_source(group.kind, lane, fiber.call.lane_arg, fiber.call.width);
+    if (source != lane && !(group.mask >> source & 1))
+      throw sim_error(call_text(group.kind, group.mask, group.where), ": thread ", fiber.rank,
+                      " (lane ", lane, ") reads lane ", source,
+                      ", which is not in the mask (undefined on a GPU)");
+    return source;
+  }
+
+  std::string describe_wait(const Fiber& fiber) const {
+    switch (fiber.wait) {
+      case Wait::None: return "runnable";
+      case Wait::Exited: return "exited";
+      case Wait::Block: return "wait at __syncthreads() at " + site(fiber.where);
+      case Wait::Grid: return "wait at this_grid().sync() at " + site(fiber.where);
+      case Wait::Warp: break;
+    }
+    const Warp& warp = warps_[fiber.rank / kWarpSize];
+    for (const PendingCollective& group : warp.pending)
+      if (group.mask >> (fiber.rank % kWarpSize) & 1)
+        return "wait at " + call_text(group.kind, group.mask, group.where) + " for threads " +
+               ranks_of(group.mask & ~group.arrived, warp.first_rank);
+    return "wait at a warp collective";
+  }
+
+  // Threads with the same wait, in runs of consecutive ranks.
+  SimError deadlock_report() const {
+    std::ostringstream out;
+    out << "deadlock in block " << dims(fibers_[0].coords.block_idx) << " (" << fibers_.size()
+        << " threads): no thread can continue";
+    for (size_t first = 0, lines = 0; first < fibers_.size(); ++lines) {
+      const std::string wait = describe_wait(fibers_[first]);
+      size_t last = first;
+      while (last + 1 < fibers_.size() && describe_wait(fibers_[last + 1]) == wait) ++last;
+      if (lines == 16) {
+        out << "\n  ...";
+        break;
+      }
+      out << "\n  thread" << (last > first ? "s " : " ") << first;
+      if (last > first) out << "-" << last;
+      out << ": " << wait;
+      first = last + 1;
+    }
+    return sim_error(out.str());
+  }
+
+  const LaunchPlan* plan_ = nullptr;
+  GridBarrier* grid_ = nullptr;
+  std::vector<std::unique_ptr<FiberStack>> stacks_;  // reused by every launch on this OS thread
+  std::vector<Fiber> fibers_;
+  std::vector<Warp> warps_;
+  std::vector<Fiber*> round_, next_round_;
+  size_t cursor_ = 0;
+  size_t at_block_ = 0, at_grid_ = 0, exited_ = 0;
+  Fiber* running_ = nullptr;
+  bool unwinding_ = false;
+  Context home_;  // run()'s, on the OS thread's own stack
+  std::string failure_;
+  std::mt19937_64 rng_;
+  std::unique_ptr<unsigned char[], AlignedFree> smem_;
+  size_t smem_bytes_ = 0;
+};
+
+BlockScheduler& this_thread_scheduler() {
+  thread_local BlockScheduler scheduler;
+  return scheduler;
+}
+
+// Exceptions must not unwind past the fiber's first frame: they become a
+// failure of the launch, rethrown by run() on the OS thread's own stack.
+void fiber_main() {
+#ifdef FASTLSTM_SIM_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
+  BlockScheduler& scheduler = *active_scheduler;
+  scheduler.fiber_started();
+  Outcome outcome = Outcome::Threw;
+  std::string error;
+  try {
+    scheduler.kernel().invoke(scheduler.kernel().bound);
+    outcome = Outcome::Returned;
+  } catch (const FiberUnwind&) {
+    outcome = Outcome::Unwound;
+  } catch (const std::exception& e) {
+    error = e.what();
+  } catch (...) {
+    error = "an exception not derived from std::exception";
+  }
+  scheduler.fiber_finished(outcome, std::move(error));
+}
+
+BlockScheduler& scheduler_in_kernel(const char* what) {
+  if (!active_scheduler) throw sim_error(what, " called outside a kernel");
+  return *active_scheduler;
+}
+
+// ---- Cooperative launches: a persistent pool of OS threads ------------------
+
+// Cooperative blocks run on these threads, so that their fiber stacks, like
+// the calling thread's, are mapped once and reused. Never destroyed: the
+// threads wait on it until the process exits.
+class WorkerPool {
+ public:
+  static WorkerPool& instance() {
+    static WorkerPool* pool = new WorkerPool;
+    return *pool;
+  }
+
+  // Runs task(0) ... task(count - 1) at once, each on its own thread.
+  void start(unsigned count, std::function<void(unsigned)> task) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (; threads_ < count; ++threads_)
+      std::thread(&WorkerPool::serve, this, generation_).detach();
+    task_ = std::move(task);
+    count_ = count;
+    next_ = 0;
+    ++generation_;
+    work_.notify_all();
+  }
+
+ private:
+  void serve(uint64_t seen) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      work_.wait(lock, [&] { return generation_ != seen; });
+      seen = generation_;
+      if (next_ == count_) continue;
+      const unsigned index = next_++;
+      const std::function<void(unsigned)> task = task_;  // start() may replace task_ meanwhile
+      lock.unlock();
+      task(index);
+      lock.lock();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable work_;
+  std::function<void(unsigned)> task_;
+  unsigned count_ = 0, next_ = 0, threads_ = 0;
+  uint64_t generation_ = 0;
+};
+
+void run_cooperative(const LaunchPlan& plan) {
+  static std::mutex one_at_a_time;  // the pool serves one grid at a time
+  std::lock_guard<std::mutex> lock(one_at_a_time);
+  GridBarrier grid(plan);
+  WorkerPool::instance().start(unsigned(plan.blocks), [&plan, &grid](unsigned block) {
+    bool exited = false;
+    try {
+      this_thread_scheduler().run(plan, block, &grid);
+      exited = true;
+    } catch (const LaunchAborted&) {
+    } catch (const std::exception& e) {
+      grid.fail(e.what());
+    }
+    grid.block_done(block, exited);  // the caller may return from here on
+  });
+  const std::string failure = grid.wait_for_blocks();
+  if (!failure.empty()) throw SimError(failure);
+}
+
+void run_in_order(const LaunchPlan& plan) {
+  std::vector<unsigned> order(plan.blocks);
+  std::iota(order.begin(), order.end(), 0u);
+  if (plan.options.order == Order::Reverse) std::reverse(order.begin(), order.end());
+  if (plan.options.order == Order::Random) {
+    std::mt19937_64 rng = order_rng(plan.options.seed, plan.serial, ~0ull);
+    std::shuffle(order.begin(), order.end(), rng);
+  }
+  BlockScheduler& scheduler = this_thread_scheduler();
+  for (unsigned block : order) scheduler.run(plan, block, nullptr);
+}
+
+void validate_launch(dim3 grid, dim3 block, size_t dynamic_smem, bool cooperative) {
+  const std::string launch = std::string("invalid ") + (cooperative ? "cooperative " : "") +
+                             "launch: grid " + dims(grid) + ", block " + dims(block) + ": ";
+  if (!grid.x || !grid.y || !grid.z || !block.x || !block.y || !block.z)
+    throw sim_error(launch, "every dimension must be at least 1");
+  const uint64_t threads = uint64_t(block.x) * block.y * block.z;
+  if (threads > kMaxThreadsPerBlock || block.z > 64)
+    throw sim_error(launch, threads, " threads per block; at most ", kMaxThreadsPerBlock,
+                    " (and block.z at most 64)");
+  if (grid.y > 65535 || grid.z > 65535 || grid.x > 0x7fffffffu)
+    throw sim_error(launch, "grid dimensions beyond CUDA's limits");
+  const uint64_t blocks = uint64_t(grid.x) * grid.y * grid.z;
+  const uint64_t max_blocks = cooperative ? kMaxCooperativeBlocks : kMaxBlocks;
+  if (blocks > max_blocks)
+    throw sim_error(launch, blocks, " blocks; the emulator runs at most ", max_blocks);
+  if (dynamic_smem > kMaxDynamicSharedBytes)
+    throw sim_error(launch, dynamic_smem, " bytes of dynamic shared memory; at most ",
+                    kMaxDynamicSharedBytes);
+}
+
+}  // namespace
+
+void run_launch(dim3 grid, dim3 block, size_t dynamic_smem, bool cooperative, KernelCall call) {
+  if (active_scheduler) throw sim_error("launches from inside a kernel are not supported");
+  validate_launch(grid, block, dynamic_smem, cooperative);
+  const LaunchPlan plan{grid,
+                        block,
+                        dynamic_smem,
+                        call,
+                        options(),
+                        launches_since_options++,
+                        block.x * block.y * block.z,
+                        uint64_t(grid.x) * grid.y * grid.z};
+  try {
+    cooperative ? run_cooperative(plan) : run_in_order(plan);
+  } catch (const std::system_error& e) {  // no more threads
+    throw sim_error("launch failed: ", e.what());
+  }
+}
+
+void sync_block(Where where) { scheduler_in_kernel("__syncthreads()").sync_block(where); }
+
+void sync_grid(Where where) { scheduler_in_kernel("this_grid().sync()").sync_grid(where); }
+
+uint64_t warp_collective(Collective kind, unsigned mask, uint64_t value, uint32_t lane_arg,
+                         int width, Where where) {
+  return scheduler_in_kernel(collective_name(kind))
+      .warp_collective({kind, mask, lane_arg, width, value}, where);
+}
+
+unsigned active_mask() { return scheduler_in_kernel("__activemask()").active_mask(); }
+
+}  // namespace detail
+
+void set_options(const Options& options) {
+  if (!(options.watchdog_seconds > 0)) throw detail::sim_error("watchdog_seconds must be positive");
+  if (options.stack_bytes < 16 * 1024)
+    throw detail::sim_error("stack_bytes must be at least 16 KiB");
+  std::lock_guard<std::mutex> lock(detail::options_mutex);
+  detail::current_options = options;
+  detail::launches_since_options = 0;
+}
+
+Options options() {
+  std::lock_guard<std::mutex> lock(detail::options_mutex);
+  return detail::current_options;
+}
+
+void* dynamic_shared_memory() {
+  return detail::scheduler_in_kernel("dynamic_shared_memory()").dynamic_shared();
+}
+
+}  // namespace fastlstm::sim

@@ -1,0 +1,224 @@
+// Self-test kernels for the CPU SIMT emulator (csrc/sim), in plain CUDA:
+// they also compile with nvcc. tests/sim/sim_selftest.cpp runs them and
+// checks the results on the host; tests/test_sim.py drives that in every
+// scheduling order. Some kernels are wrong on purpose, as marked.
+#pragma once
+
+#include "../../csrc/kernels/kernel_prelude.cuh"
+
+namespace simtest {
+
+namespace cg = cooperative_groups;
+
+constexpr unsigned kFullMask = 0xffffffffu;
+
+// Sum of each block's blockDim.x (a power of 2, at most 256) values by a
+// shared-memory tree. kAllBarriers = false plants the classic bug: the last
+// five steps run "warp-synchronously", without the barriers that independent
+// thread scheduling requires.
+template <bool kAllBarriers>
+__global__ void block_sum(const float* in, float* out) {
+  __shared__ float partial[256];
+  const unsigned t = threadIdx.x;
+  partial[t] = in[blockIdx.x * blockDim.x + t];
+  __syncthreads();
+  for (unsigned stride = blockDim.x / 2; stride > 0; stride /= 2) {
+    if (t < stride) partial[t] += partial[t + stride];
+    if (kAllBarriers || stride > 32) __syncthreads();
+  }
+  if (t == 0) out[blockIdx.x] = partial[0];
+}
+
+__device__ __forceinline__ float warp_sum_down(unsigned mask, float v, int width) {
+  for (int offset = width / 2; offset > 0; offset /= 2)
+    v += __shfl_down_sync(mask, v, offset, width);
+  return v;
+}
+
+__device__ __forceinline__ int warp_sum_xor(unsigned mask, int v, int width) {
+  for (int lane_mask = width / 2; lane_mask > 0; lane_mask /= 2)
+    v += __shfl_xor_sync(mask, v, lane_mask, width);
+  return v;
+}
+
+// Per thread, 8 outputs (see sim_selftest.cpp for the expected values):
+// reductions over full warps, and over the last, partial warp with its exact
+// mask; shuffles within 8- and 16-lane segments; an 8-byte broadcast.
+__global__ void shuffle_reduction(const float* fin, const int* iin, double* out) {
+  const unsigned t = threadIdx.x, lane = t % warpSize;
+  const unsigned warp_first = t - lane;
+  const unsigned lanes = min(32u, blockDim.x - warp_first);
+  const unsigned mask = lanes == 32 ? kFullMask : (1u << lanes) - 1;
+  const unsigned i = blockIdx.x * blockDim.x + t;
+  const float f = fin[i];
+  const int n = iin[i];
+  double* o = out + 8 * size_t(i);
+  if (lanes == 32) {
+    o[0] = warp_sum_down(mask, f, 32);                      // lane 0 holds the warp's sum
+    o[1] = warp_sum_xor(mask, n, 32);                       // every lane holds it
+    o[2] = warp_sum_xor(mask, n, 8);                        // sums of 8-lane segments
+    o[3] = __shfl_sync(mask, int(lane), int(lane) + 3, 8);  // rotation inside segments
+    o[4] = __shfl_down_sync(mask, int(lane), 5, 16);        // own value past the segment
+    o[5] = __shfl_up_sync(mask, int(lane), 3, 16);
+  } else {
+    // Inclusive scan: every source lane (lane - d) exists and is in the mask.
+    float scan = f;
+    for (unsigned d = 1; d < 32; d *= 2) {
+      const float below = __shfl_up_sync(mask, scan, d);
+      if (lane >= d) scan += below;
+    }
+    o[0] = scan;
+    o[1] = __shfl_sync(mask, n, lanes - 1);
+    o[2] = warp_sum_xor(mask, n, 4);  // 4-lane segments, when lanes % 4 == 0
+    o[3] = o[4] = o[5] = 0;
+  }
+  const double d = double(f) * 1e-3 + double(n);
+  o[6] = __shfl_sync(mask, d, 1);  // an 8-byte value
+  o[7] = __shfl_sync(mask, 1ull << lane, lanes - 1 - lane) == (1ull << (lanes - 1 - lane));
+}
+
+// C[m x n] = A[m x k] B[k x n], row-major, through 16 x 16 shared tiles.
+constexpr int kTile = 16;
+__global__ void __launch_bounds__(kTile* kTile)
+    tiled_matmul(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ c,
+                 int m, int n, int k) {
+  __shared__ float a_tile[kTile][kTile + 1];
+  __shared__ float b_tile[kTile][kTile + 1];
+  const int row = blockIdx.y * kTile + threadIdx.y, col = blockIdx.x * kTile + threadIdx.x;
+  float acc = 0.0f;
+  for (int k0 = 0; k0 < k; k0 += kTile) {
+    const int ak = k0 + threadIdx.x, bk = k0 + threadIdx.y;
+    a_tile[threadIdx.y][threadIdx.x] = row < m && ak < k ? __ldg(a + size_t(row) * k + ak) : 0.0f;
+    b_tile[threadIdx.y][threadIdx.x] = bk < k && col < n ? __ldg(b + size_t(bk) * n + col) : 0.0f;
+    __syncthreads();
+    for (int kk = 0; kk < kTile; ++kk)
+      acc = fmaf(a_tile[threadIdx.y][kk], b_tile[kk][threadIdx.x], acc);
+    __syncthreads();
+  }
+  if (row < m && col < n) c[size_t(row) * n + col] = acc;
+}
+
+// A ring of gridDim.x * blockDim.x cells, iterated `steps` times:
+// next[i] = prev[i-1] + 2 prev[i] + prev[i+1] (mod 2^32). The neighbours at
+// block edges come from other blocks, written before the last grid barrier.
+__global__ void ring_stencil(unsigned* a, unsigned* b, int steps) {
+  __shared__ unsigned tile[1024];
+  cg::grid_group grid = cg::this_grid();
+  cg::thread_block block = cg::this_thread_block();
+  const unsigned n = unsigned(grid.size()), i = unsigned(grid.thread_rank());
+  const unsigned t = block.thread_rank();
+  for (int step = 0; step < steps; ++step) {
+    const unsigned* src = step % 2 ? b : a;
+    unsigned* dst = step % 2 ? a : b;
+    tile[t] = src[i];
+    block.sync();
+    const unsigned left = t > 0 ? tile[t - 1] : src[(i + n - 1) % n];
+    const unsigned right = t + 1 < block.size() ? tile[t + 1] : src[(i + 1) % n];
+    dst[i] = left + 2 * tile[t] + right;
+    grid.sync();
+  }
+}
+
+// out[i] = in[mirror] + 2 in[mirror] through dynamic shared memory of
+// 2 blockDim.x + 1 floats; the last one is never written, so it must read as
+// the emulator's poison (NaN), reported in poisoned[blockIdx.x].
+__global__ void dynamic_mirror(const float* in, float* out, int* poisoned) {
+  FASTLSTM_DYNAMIC_SHARED(float, smem);
+  const unsigned t = threadIdx.x, n = blockDim.x, i = blockIdx.x * n + t;
+  smem[t] = in[i];
+  smem[n + t] = 2 * in[i];
+  __syncthreads();
+  out[i] = smem[n - 1 - t] + smem[2 * n - 1 - t];
+  if (t == 0) poisoned[blockIdx.x] = smem[2 * n] != smem[2 * n];
+}
+
+// Votes over full warps and the last, partial warp: out[4 i ...] = ballot,
+// all, any, activemask for the predicate in[i] % 3 == 0.
+__global__ void votes(const int* in, unsigned* out) {
+  const unsigned t = threadIdx.x, lane = t % warpSize;
+  const unsigned lanes = min(32u, blockDim.x - (t - lane));
+  const unsigned mask = lanes == 32 ? kFullMask : (1u << lanes) - 1;
+  const unsigned i = blockIdx.x * blockDim.x + t;
+  const int predicate = in[i] % 3 == 0;
+  out[4 * i + 0] = __ballot_sync(mask, predicate);
+  out[4 * i + 1] = __all_sync(mask, predicate);
+  out[4 * i + 2] = __any_sync(mask, predicate);
+  out[4 * i + 3] = __activemask();
+  __syncwarp(mask);
+}
+
+// Threads past n leave at once; the barrier counts them as arrived, as the
+// hardware does, and the others exchange values through shared memory.
+__global__ void reverse_first_n(const int* in, int* out, unsigned n) {
+  __shared__ int values[1024];
+  const unsigned t = threadIdx.x;
+  if (t >= n) return;
+  values[t] = in[t];
+  __syncthreads();
+  out[t] = values[n - 1 - t];
+}
+
+// ---- Kernels that misuse CUDA: the emulator must report them -------------
+
+// Half the warp waits at __syncthreads, the other half at __syncwarp.
+__global__ void divergent_barrier(int* out) {
+  if (threadIdx.x % 32 < 16) {
+    __syncthreads();
+  } else {
+    __syncwarp();
+  }
+  out[threadIdx.x] = 1;
+}
+
+// Lane 31 leaves before the shuffle its mask names it in.
+__global__ void shuffle_with_exited_lane(int* out) {
+  if (threadIdx.x == 31) return;
+  out[threadIdx.x] = __shfl_down_sync(kFullMask, int(threadIdx.x), 1);
+}
+
+// A grid barrier needs a cooperative launch.
+__global__ void grid_sync_kernel(int* out) {
+  cg::this_grid().sync();
+  out[threadIdx.x] = 1;
+}
+
+// Lanes of one mask reach different collectives.
+__global__ void mismatched_collectives(int* out) {
+  if (threadIdx.x % 2) {
+    __syncwarp();
+  } else {
+    out[threadIdx.x] = __ballot_sync(kFullMask, 1);
+  }
+}
+
+// Lane 8 reads lane 16, which is outside the mask.
+__global__ void shuffle_source_outside_mask(int* out) {
+  if (threadIdx.x < 16) out[threadIdx.x] = __shfl_down_sync(0xffffu, int(threadIdx.x), 8);
+}
+
+// A full mask in a block of 20 threads names lanes that do not exist.
+__global__ void mask_beyond_partial_warp(int* out) {
+  out[threadIdx.x] = __shfl_sync(kFullMask, int(threadIdx.x), 0);
+}
+
+// Block 1 leaves while the others wait at the grid barrier.
+__global__ void block_leaves_grid(int* out) {
+  if (blockIdx.x == 1) return;
+  cg::this_grid().sync();
+  out[blockIdx.x] = 1;
+}
+
+// Ten barriers, for timing the emulator.
+__global__ void ten_barriers(float* out) {
+  __shared__ float s[1024];
+  float v = float(threadIdx.x);
+  for (int i = 0; i < 5; ++i) {
+    s[threadIdx.x] = v;
+    __syncthreads();
+    v += s[(threadIdx.x + 1) % blockDim.x];
+    __syncthreads();
+  }
+  out[blockIdx.x * blockDim.x + threadIdx.x] = v;
+}
+
+}  // namespace simtest

@@ -1,0 +1,181 @@
+"""The CUDA step kernels (csrc/kernels/*.cuh), compiled for the CPU SIMT
+emulator and driven by the same glue as on a GPU, against fastlstm.reference
+and torch.nn.LSTM, in the emulator's three scheduling orders. A missing
+barrier or a race between blocks changes results with the order; so the
+results must also be bitwise the same in every order.
+
+Sizes are small but span several blocks: H=70 gives five forward unit tiles
+(the last one partial) and P=70 two backward column tiles; B=37 several row
+tiles of both variants. The whole suite can also run emulated:
+`python -m pytest tests --emulate=reverse`."""
+import pytest
+import torch
+
+import fastlstm
+from fastlstm.reference import lstm_layer_ref
+from conftest import (FP32_TOL, FP64_TOL, Case, assert_all_close, assert_results_close,
+                      layer_args, make_pair, run_module, tol_for)
+from test_ops import CONFIGS
+
+ORDERS = [("forward", 0), ("reverse", 0), ("random", 1)]
+ORDER_IDS = [f"{o}{s or ''}" for o, s in ORDERS]
+
+
+@pytest.fixture(params=ORDERS, ids=ORDER_IDS)
+def emulated(request):
+    order, seed = request.param
+    with fastlstm.backend("emulated", order=order, seed=seed):
+        yield request.param
+
+
+def call_op(args, reverse, save=True):
+    return torch.ops.fastlstm.lstm_layer(*args.values(), reverse, save)
+
+
+def op_results(args, reverse):
+    """Outputs, final states and the gradients of every argument."""
+    leaves = {k: v.detach().requires_grad_() if isinstance(v, torch.Tensor) and
+              v.is_floating_point() else v for k, v in args.items()}
+    outputs = fastlstm.lstm_layer(*leaves.values(), reverse=reverse)
+    gen = torch.Generator().manual_seed(5)
+    loss = sum((t * torch.randn(t.shape, generator=gen, dtype=t.dtype)).sum() for t in outputs)
+    grads = torch.autograd.grad(loss, [v for v in leaves.values() if v is not None and
+                                       v.is_floating_point()])
+    return [t.detach() for t in outputs] + list(grads)
+
+
+def reference_results(args, reverse):
+    leaves = {k: v.detach().requires_grad_() if isinstance(v, torch.Tensor) and
+              v.is_floating_point() else v for k, v in args.items()}
+    outputs = lstm_layer_ref(**leaves, reverse=reverse)
+    gen = torch.Generator().manual_seed(5)
+    loss = sum((t * torch.randn(t.shape, generator=gen, dtype=t.dtype)).sum() for t in outputs)
+    grads = torch.autograd.grad(loss, [v for v in leaves.values() if v is not None and
+                                       v.is_floating_point()])
+    return [t.detach() for t in outputs] + list(grads)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", CONFIGS)
+def test_op_matches_reference(emulated, name, dtype):
+    kwargs, reverse = CONFIGS[name]
+    args = layer_args(dtype=dtype, **kwargs)
+    assert_all_close(op_results(args, reverse), reference_results(args, reverse),
+                     **tol_for(dtype))
+
+
+# Several blocks per launch in both kernels, partial tiles, packed rows.
+MULTI_BLOCK = {
+    "wide_hidden": (dict(steps=3, batch=37, input_size=5, hidden=70), False),
+    "projection_two_column_tiles": (dict(steps=3, batch=19, input_size=4, hidden=72, proj=70),
+                                    True),
+    "packed_reverse": (dict(batch_sizes=[37, 30, 17, 2], input_size=3, hidden=24), True),
+}
+
+
+@pytest.mark.parametrize("kernel", ["step_narrow", "step_wide"])
+@pytest.mark.parametrize("name", MULTI_BLOCK)
+def test_several_blocks_match_reference(name, kernel):
+    kwargs, reverse = MULTI_BLOCK[name]
+    args = layer_args(dtype=torch.float32, **kwargs)
+    expected = reference_results(args, reverse)
+    first = None
+    for order, seed in ORDERS:
+        with fastlstm.backend("emulated", kernel=kernel, order=order, seed=seed):
+            actual = op_results(args, reverse)
+        assert_all_close(actual, expected, **FP32_TOL)
+        if first is None:
+            first = actual
+        else:  # no order-dependent race: bitwise the same in every order
+            assert_all_close(actual, first)
+
+
+def test_variants_agree_bitwise_in_forward():
+    """Both tile variants sum each product in the same order."""
+    args = layer_args(steps=3, batch=37, input_size=5, hidden=40, dtype=torch.float32)
+    results = []
+    for kernel in ("step_narrow", "step_wide"):
+        with fastlstm.backend("emulated", kernel=kernel):
+            results.append(call_op(args, False)[:3])
+    assert_all_close(*results)
+
+
+@pytest.mark.parametrize("name", ["plain", "packed_reverse_projection"])
+def test_gradcheck(emulated, name):
+    kwargs, reverse = CONFIGS[name]
+    args = layer_args(requires_grad=True, **kwargs)
+    assert torch.autograd.gradcheck(
+        lambda *a: fastlstm.lstm_layer(*a, reverse=reverse), tuple(args.values()))
+
+
+def test_inference_matches_training_forward(emulated):
+    """Inference projects the input a chunk at a time and keeps no workspace."""
+    args = layer_args(steps=200, batch=3, dtype=torch.float32)
+    for reverse in (False, True):
+        *saved, _, _ = call_op(args, reverse, True)
+        *unsaved, gates, cells = call_op(args, reverse, False)
+        assert_all_close(unsaved, saved, **FP32_TOL)
+        assert gates.shape[0] == 0 and cells.shape[0] == 0
+
+
+MODULE_CASES = [
+    Case(dict(input_size=3, hidden_size=5, num_layers=2, bidirectional=True)),
+    Case(dict(input_size=4, hidden_size=6, num_layers=2, bidirectional=True, proj_size=3),
+         lengths=(4, 3, 1), enforce_sorted=False),
+    Case(dict(input_size=3, hidden_size=5, batch_first=True, bias=False), batch=None),
+]
+
+
+@pytest.mark.parametrize("case", MODULE_CASES, ids=str)
+def test_module_matches_nn_lstm(emulated, case):
+    ref, fast = make_pair(**case.config)
+    assert_results_close(run_module(fast, case), run_module(ref, case), **FP32_TOL)
+
+
+def test_lstm_cell_matches_nn_lstm_cell(emulated):
+    torch.manual_seed(0)
+    ref = torch.nn.LSTMCell(4, 6)
+    cell = fastlstm.LSTMCell(4, 6)
+    cell.load_state_dict(ref.state_dict())
+    x, h, c = torch.randn(3, 4), torch.randn(3, 6), torch.randn(3, 6)
+    assert_all_close(cell(x, (h, c)), ref(x, (h, c)), **FP32_TOL)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_runs_in_float32(emulated, dtype):
+    args = layer_args(dtype=torch.float32)
+    low = {k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+           for k, v in args.items()}
+    widened = {k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+               for k, v in low.items()}
+    output, h_n, c_n, gates, cells = call_op(low, False)
+    assert output.dtype == dtype and gates.dtype == torch.float32
+    expected = call_op(widened, False)[:3]
+    assert_all_close([output, h_n, c_n], [t.to(dtype) for t in expected])
+
+
+def test_bad_input_gives_the_native_error(emulated):
+    args = layer_args()
+    args["h0"] = args["h0"][:, :2]
+    with pytest.raises(RuntimeError) as emulated_error:
+        call_op(args, False)
+    with fastlstm.backend("native"), pytest.raises(RuntimeError) as native_error:
+        call_op(args, False)
+    assert str(emulated_error.value) == str(native_error.value)
+
+
+def test_backend_switch_validates_and_restores():
+    before = fastlstm.backend_state()
+    with fastlstm.backend("emulated", kernel="step_wide", order="random", seed=3):
+        assert fastlstm.backend_state() == ("emulated", "step_wide", "random", 3)
+        with fastlstm.backend("native"):
+            assert fastlstm.backend_state()[0] == "native"
+        assert fastlstm.backend_state() == ("emulated", "step_wide", "random", 3)
+    assert fastlstm.backend_state() == before
+    for bad in (dict(name="gpu"), dict(kernel="fast"), dict(order="sideways")):
+        with pytest.raises(ValueError, match="expected"):
+            with fastlstm.backend(**{"name": "emulated", **bad}):
+                pass
+    assert fastlstm.backend_state() == before
+    with pytest.raises(RuntimeError, match="expected kernel to be one of"):
+        torch.ops.fastlstm._set_backend("emulated", "fast", "forward", 0)

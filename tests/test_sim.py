@@ -1,0 +1,115 @@
+"""The CPU SIMT emulator (csrc/sim), which runs the CUDA kernels of
+csrc/kernels in the tests: tests/sim/sim_selftest.cpp, compiled here with g++,
+runs the self-test kernels of tests/sim/sim_kernels.cuh in every scheduling
+order and checks them against the host; kernels that misuse CUDA must fail
+with SimError, promptly, and leave the emulator usable. Torch-free."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CXXFLAGS = ["-O1", "-g", "-std=c++17", "-pthread", "-I" + os.path.join(ROOT, "csrc")]
+
+# The sanitizer CI preloads ASan for the extension; the compiler and the
+# self-test, which are not instrumented, run faster without it.
+ENV = {name: value for name, value in os.environ.items() if name != "LD_PRELOAD"}
+
+# Exit statuses of sim_selftest.
+CORRECT, WRONG, SIM_ERROR = 0, 1, 2
+
+ORDERS = [("forward", 0), ("reverse", 0), ("random", 1), ("random", 2), ("random", 3)]
+ORDER_IDS = [f"{order}{seed if order == 'random' else ''}" for order, seed in ORDERS]
+
+CORRECT_CASES = ["with_syncthreads", "shuffle_reduction", "tiled_matmul", "grid_sync_loop",
+                 "dynamic_shared", "ballot_vote", "exited_threads_at_barrier"]
+
+# Misuse, and what the SimError must say.
+ERROR_CASES = {
+    "divergent_syncthreads": ["deadlock in block (0,0,0)",
+                              "threads 0-15: wait at __syncthreads() at sim_kernels.cuh",
+                              "threads 16-31: wait at __syncwarp(mask 0xffffffff)"],
+    "shfl_exited_lane": ["deadlock in block (0,0,0)",
+                         "threads 0-30: wait at __shfl_down_sync(mask 0xffffffff)",
+                         "for threads 31", "thread 31: exited"],
+    "grid_sync_noncooperative": ["this_grid().sync() at sim_kernels.cuh", "launch_cooperative()"],
+    "too_many_threads": ["block (2048,1,1)", "2048 threads per block; at most 1024"],
+    "zero_grid": ["grid (4,0,1)", "every dimension must be at least 1"],
+    "mismatched_collectives": ["__ballot_sync(mask 0xffffffff)", "__syncwarp(mask 0xffffffff)",
+                               "must all make the same call with the same mask"],
+    "shfl_source_outside_mask": ["__shfl_down_sync(mask 0x0000ffff)",
+                                 "reads lane 16, which is not in the mask"],
+    "mask_beyond_partial_warp": ["lanes that do not exist", "0x000fffff"],
+    "cooperative_block_exits": ["deadlock", "block (1,0,0)", "exited",
+                                "this_grid().sync() at sim_kernels.cuh"],
+    "kernel_throws": ["kernel threw: planted failure", "thread (5,0,0)"],
+}
+
+
+def _compile(sources_and_flags, cwd):
+    return [subprocess.Popen(["g++", *CXXFLAGS, *flags, "-c", source, "-o", obj], cwd=cwd, env=ENV,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for source, obj, flags in sources_and_flags]
+
+
+@pytest.fixture(scope="session")
+def selftests(tmp_path_factory):
+    """sim_selftest linked with the default stack switch and with ucontext."""
+    assert shutil.which("g++"), "g++ is needed to build the emulator's self-test"
+    build = tmp_path_factory.mktemp("sim")
+    runtime = os.path.join(ROOT, "csrc", "sim", "cuda_sim.cpp")
+    jobs = _compile([(os.path.join(ROOT, "tests", "sim", "sim_selftest.cpp"), "driver.o", []),
+                     (runtime, "sim.o", []),
+                     (runtime, "sim_ucontext.o", ["-DFASTLSTM_SIM_UCONTEXT"])], build)
+    for job in jobs:
+        output, _ = job.communicate()
+        assert job.returncode == 0, output
+    binaries = {}
+    for name, runtime_object in [("stack_switch", "sim.o"), ("ucontext", "sim_ucontext.o")]:
+        subprocess.run(["g++", "-pthread", "driver.o", runtime_object, "-o", name], cwd=build,
+                       env=ENV, check=True)
+        binaries[name] = str(build / name)
+    return binaries
+
+
+def run_case(binary, case, order, seed):
+    done = subprocess.run([binary, case, order, str(seed)], capture_output=True, text=True,
+                          env=ENV, timeout=60)
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("build", ["stack_switch", "ucontext"])
+@pytest.mark.parametrize("order,seed", ORDERS, ids=ORDER_IDS)
+@pytest.mark.parametrize("case", CORRECT_CASES)
+def test_correct_kernel_gives_host_result_in_every_order(selftests, build, case, order, seed):
+    status, output = run_case(selftests[build], case, order, seed)
+    assert status == CORRECT, output
+
+
+def test_missing_syncthreads_gives_a_wrong_result_in_some_order(selftests):
+    # The planted bug leaves out the barriers of the last five reduction
+    # steps; the same kernel with them is among CORRECT_CASES.
+    results = {(order, seed): run_case(selftests["stack_switch"], "missing_syncthreads", order,
+                                       seed)
+               for order, seed in ORDERS}
+    assert all(status in (CORRECT, WRONG) for status, _ in results.values()), results
+    assert any(status == WRONG for status, _ in results.values()), results
+    # Forward order runs thread 0 to its end before thread 1 starts.
+    assert results[("forward", 0)][0] == WRONG, results
+
+
+@pytest.mark.parametrize("build", ["stack_switch", "ucontext"])
+@pytest.mark.parametrize("order,seed", ORDERS[1:3], ids=ORDER_IDS[1:3])
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_misuse_raises_sim_error_and_the_emulator_recovers(selftests, build, case, order, seed):
+    # Status SIM_ERROR also says that a correct kernel ran right afterwards.
+    status, output = run_case(selftests[build], case, order, seed)
+    assert status == SIM_ERROR, output
+    for fragment in ERROR_CASES[case]:
+        assert fragment in output, output
+
+
+def test_unknown_case_is_a_usage_error(selftests):
+    status, output = run_case(selftests["stack_switch"], "no_such_case", "forward", 0)
+    assert status == 64 and "shuffle_reduction" in output, output
