@@ -11,6 +11,7 @@ namespace {
 
 std::mutex choice_mutex;
 BackendChoice choice;
+std::string recorded_kernel;
 
 template <size_t N>
 void check_one_of(const std::string& what, const std::string& value,
@@ -33,7 +34,8 @@ BackendChoice current_backend() {
 void set_backend(const std::string& name, const std::string& kernel, const std::string& order,
                  int64_t seed) {
   check_one_of("backend", name, std::array{"native", "emulated"});
-  check_one_of("kernel", kernel, std::array{"auto", "step", "step_narrow", "step_wide"});
+  check_one_of("kernel", kernel,
+               std::array{"auto", "step", "step_narrow", "step_wide", "persistent"});
   check_one_of("order", order, std::array{"forward", "reverse", "random"});
   std::lock_guard<std::mutex> lock(choice_mutex);
   choice = BackendChoice{name == "emulated", kernel, order, seed};
@@ -42,6 +44,16 @@ void set_backend(const std::string& name, const std::string& kernel, const std::
 std::tuple<std::string, std::string, std::string, int64_t> get_backend() {
   const BackendChoice c = current_backend();
   return {c.emulated ? "emulated" : "native", c.kernel, c.order, c.seed};
+}
+
+void record_kernel(const char* name) {
+  std::lock_guard<std::mutex> lock(choice_mutex);
+  recorded_kernel = name;
+}
+
+std::string last_kernel() {
+  std::lock_guard<std::mutex> lock(choice_mutex);
+  return recorded_kernel;
 }
 
 }  // namespace fastlstm

@@ -12,7 +12,7 @@ namespace fastlstm {
 
 struct BackendChoice {
   bool emulated = false;
-  std::string kernel = "auto";    // auto | step | step_narrow | step_wide
+  std::string kernel = "auto";    // auto | step | step_narrow | step_wide | persistent
   std::string order = "forward";  // forward | reverse | random
   int64_t seed = 0;
 };
@@ -23,5 +23,11 @@ BackendChoice current_backend();
 void set_backend(const std::string& name, const std::string& kernel, const std::string& order,
                  int64_t seed);
 std::tuple<std::string, std::string, std::string, int64_t> get_backend();
+
+// The kernel the glue chose for the last layer forward it ran (for reports):
+// step_narrow, step_wide or persistent; empty before any. Body of the op
+// fastlstm::_last_kernel.
+void record_kernel(const char* name);
+std::string last_kernel();
 
 }  // namespace fastlstm

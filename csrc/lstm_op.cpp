@@ -48,4 +48,5 @@ TORCH_LIBRARY(fastlstm, m) {
   // uses, and the emulator's scheduling order. Not backends: plain settings.
   m.def("_set_backend(str name, str kernel, str order, int seed) -> ()", &fastlstm::set_backend);
   m.def("_get_backend() -> (str, str, str, int)", &fastlstm::get_backend);
+  m.def("_last_kernel() -> str", &fastlstm::last_kernel);
 }

@@ -12,7 +12,7 @@ import os
 import torch
 
 BACKENDS = ("native", "emulated")
-KERNELS = ("auto", "step", "step_narrow", "step_wide")
+KERNELS = ("auto", "step", "step_narrow", "step_wide", "persistent")
 ORDERS = ("forward", "reverse", "random")
 
 
@@ -46,13 +46,15 @@ def backend(name="native", *, kernel="auto", order="forward", seed=0):
 
 
 def kernel_name(device):
-    """Short name of the kernels that run the ops for tensors on ``device``."""
+    """Short name of the kernels that ran the last layer for tensors on
+    ``device``: cpu-fused, or cuda-/emulated- and step_narrow, step_wide or
+    persistent."""
     device = torch.device(device)
     name, kernel, _, _ = backend_state()
-    kernel = "step" if kernel == "auto" else kernel
-    if device.type == "cuda":
-        return f"cuda-{kernel}"
-    return f"emulated-{kernel}" if name == "emulated" else "cpu-fused"
+    if device.type != "cuda" and name != "emulated":
+        return "cpu-fused"
+    prefix = "cuda" if device.type == "cuda" else "emulated"
+    return f"{prefix}-{torch.ops.fastlstm._last_kernel() or kernel}"
 
 
 def default_from_env():

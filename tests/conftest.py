@@ -26,6 +26,9 @@ def pytest_addoption(parser):
         help="run the ops on CPU tensors through the CUDA step kernels under the SIMT emulator "
              "(fastlstm.backend('emulated')), threads scheduled in this order")
     parser.addoption("--emulate-seed", type=int, default=1, help="seed of --emulate=random")
+    parser.addoption("--emulate-kernel", default="auto",
+                     choices=["auto", "step", "step_narrow", "step_wide", "persistent"],
+                     help="kernel variant the glue uses under --emulate (default: its own choice)")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -34,7 +37,8 @@ def _backend_for_session(request):
     if order is None:
         yield
         return
-    with fastlstm.backend("emulated", order=order, seed=request.config.getoption("--emulate-seed")):
+    with fastlstm.backend("emulated", kernel=request.config.getoption("--emulate-kernel"),
+                          order=order, seed=request.config.getoption("--emulate-seed")):
         yield
 
 

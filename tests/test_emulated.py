@@ -90,6 +90,78 @@ def test_several_blocks_match_reference(name, kernel):
             assert_all_close(actual, first)
 
 
+NO_PROJECTION = [name for name, (kwargs, _) in CONFIGS.items() if not kwargs.get("proj")]
+
+
+@pytest.mark.parametrize("name", NO_PROJECTION)
+def test_persistent_matches_reference(emulated, name):
+    kwargs, reverse = CONFIGS[name]
+    args = layer_args(dtype=torch.float64, **kwargs)
+    order, seed = emulated
+    with fastlstm.backend("emulated", kernel="persistent", order=order, seed=seed):
+        actual = op_results(args, reverse)
+        assert torch.ops.fastlstm._last_kernel() == "persistent"
+    assert_all_close(actual, reference_results(args, reverse), **FP64_TOL)
+
+
+# Four blocks (the emulated device's cooperative capacity), several row
+# passes per step, partial unit slices, packed rows in both directions.
+PERSISTENT_MULTI_BLOCK = {
+    "wide_hidden": (dict(steps=3, batch=37, input_size=5, hidden=70), False),
+    "packed": (dict(batch_sizes=[30, 17, 17, 2], input_size=3, hidden=23), False),
+    "packed_reverse": (dict(batch_sizes=[30, 17, 17, 2], input_size=3, hidden=23), True),
+}
+
+
+@pytest.mark.parametrize("name", PERSISTENT_MULTI_BLOCK)
+def test_persistent_several_blocks_match_reference(name):
+    kwargs, reverse = PERSISTENT_MULTI_BLOCK[name]
+    args = layer_args(dtype=torch.float32, **kwargs)
+    expected = reference_results(args, reverse)
+    first = None
+    for order, seed in ORDERS:
+        with fastlstm.backend("emulated", kernel="persistent", order=order, seed=seed):
+            actual = op_results(args, reverse)
+        assert_all_close(actual, expected, **FP32_TOL)
+        if first is None:
+            first = actual
+        else:
+            assert_all_close(actual, first)
+
+
+def test_persistent_inference_in_chunks_matches_training_forward():
+    """Inference launches the persistent kernel once per chunk of steps,
+    carrying the cell state between launches."""
+    args = layer_args(steps=200, batch=3, hidden=9, dtype=torch.float32)
+    with fastlstm.backend("emulated", kernel="persistent", order="random", seed=4):
+        for reverse in (False, True):
+            *saved, _, _ = call_op(args, reverse, True)
+            *unsaved, _, _ = call_op(args, reverse, False)
+            assert_all_close(unsaved, saved, **FP32_TOL)
+
+
+def test_auto_picks_persistent_for_small_batches_only():
+    with fastlstm.backend("emulated"):
+        call_op(layer_args(steps=2, batch=4, dtype=torch.float32), False)
+        assert torch.ops.fastlstm._last_kernel() == "persistent"
+        assert fastlstm._backend.kernel_name("cpu") == "emulated-persistent"
+        call_op(layer_args(steps=2, batch=40, dtype=torch.float32), False)
+        assert torch.ops.fastlstm._last_kernel().startswith("step")
+        call_op(layer_args(steps=2, batch=4, proj=2, dtype=torch.float32), False)
+        assert torch.ops.fastlstm._last_kernel().startswith("step")
+
+
+def test_forced_persistent_refuses_what_it_cannot_run():
+    args = layer_args(proj=2, dtype=torch.float32)
+    with fastlstm.backend("emulated", kernel="persistent"):
+        with pytest.raises(RuntimeError, match="kernel='persistent' cannot run this layer"):
+            call_op(args, False)
+    big = layer_args(steps=1, batch=2, input_size=1, hidden=2000, dtype=torch.float32)
+    with fastlstm.backend("emulated", kernel="persistent"):
+        with pytest.raises(RuntimeError, match="do not fit on chip"):
+            call_op(big, False)
+
+
 def test_variants_agree_bitwise_in_forward():
     """Both tile variants sum each product in the same order."""
     args = layer_args(steps=3, batch=37, input_size=5, hidden=40, dtype=torch.float32)
@@ -119,6 +191,7 @@ def test_inference_matches_training_forward(emulated):
 
 
 MODULE_CASES = [
+    Case(dict(input_size=3, hidden_size=5, num_layers=2, bidirectional=True), batch=40),
     Case(dict(input_size=3, hidden_size=5, num_layers=2, bidirectional=True)),
     Case(dict(input_size=4, hidden_size=6, num_layers=2, bidirectional=True, proj_size=3),
          lengths=(4, 3, 1), enforce_sorted=False),

@@ -42,6 +42,22 @@ class CudaStepKernels final : public StepKernels {
     check_launch(run_backward_step(p, v, stream_), "the backward step kernel");
   }
   int multiprocessors() const override { return multiprocessors_; }
+  void forward_persistent(const PersistentForwardParams<float>& p, bool save) const override {
+    check_launch(run_forward_persistent(p, save, stream_), "the persistent forward kernel");
+  }
+  void forward_persistent(const PersistentForwardParams<double>& p, bool save) const override {
+    check_launch(run_forward_persistent(p, save, stream_), "the persistent forward kernel");
+  }
+  void backward_persistent(const PersistentBackwardParams<float>& p) const override {
+    check_launch(run_backward_persistent(p, stream_), "the persistent backward kernel");
+  }
+  void backward_persistent(const PersistentBackwardParams<double>& p) const override {
+    check_launch(run_backward_persistent(p, stream_), "the persistent backward kernel");
+  }
+  int persistent_capacity(bool backward, bool is_double, size_t shared_bytes) const override {
+    return is_double ? gpu::persistent_capacity<double>(backward, shared_bytes)
+                     : gpu::persistent_capacity<float>(backward, shared_bytes);
+  }
 
  private:
   cudaStream_t stream_;

@@ -18,6 +18,18 @@ template <typename T>
 cudaError_t run_backward_step(const BackwardStepParams<T>& p, StepVariant variant,
                               cudaStream_t stream);
 
+template <typename T>
+cudaError_t run_forward_persistent(const PersistentForwardParams<T>& p, bool save,
+                                   cudaStream_t stream);
+
+template <typename T>
+cudaError_t run_backward_persistent(const PersistentBackwardParams<T>& p, cudaStream_t stream);
+
+// Largest cooperative grid of the persistent kernel with this much dynamic
+// shared memory per block on the current device (0: it cannot launch).
+template <typename T>
+int persistent_capacity(bool backward, size_t shared_bytes);
+
 // x: [n] -> sigmoid(x), tanh(x) as the kernels compute them (a test hook).
 template <typename T>
 cudaError_t run_gate_activations(const T* x, T* sig, T* tanh, int64_t n, cudaStream_t stream);

@@ -6,13 +6,22 @@ namespace fastlstm::emulated {
 namespace {
 
 // The emulated device reports a few SMs, so that "auto" picks the wide tiles
-// for the larger test shapes and both variants run in the tests.
+// for the larger test shapes and both variants run in the tests; a
+// cooperative grid gets one block per SM (each block is an OS thread).
 constexpr int kEmulatedMultiprocessors = 4;
+constexpr size_t kEmulatedSharedBytes = 227 * 1024;  // an H100's opt-in maximum
 
 struct SimLaunch {
   template <typename Kernel, typename Params>
   void operator()(dim3 grid, dim3 block, Kernel kernel, const Params& p) const {
     sim::launch(grid, block, 0, kernel, p);
+  }
+};
+
+struct SimCooperativeLaunch {
+  template <typename Kernel, typename Params>
+  void operator()(dim3 grid, dim3 block, size_t shared, Kernel kernel, const Params& p) const {
+    sim::launch_cooperative(grid, block, shared, kernel, p);
   }
 };
 
@@ -39,6 +48,21 @@ class EmulatedStepKernels final : public StepKernels {
     run_backward(p, v);
   }
   int multiprocessors() const override { return kEmulatedMultiprocessors; }
+  void forward_persistent(const PersistentForwardParams<float>& p, bool save) const override {
+    run_forward_persistent(p, save);
+  }
+  void forward_persistent(const PersistentForwardParams<double>& p, bool save) const override {
+    run_forward_persistent(p, save);
+  }
+  void backward_persistent(const PersistentBackwardParams<float>& p) const override {
+    run_backward_persistent(p);
+  }
+  void backward_persistent(const PersistentBackwardParams<double>& p) const override {
+    run_backward_persistent(p);
+  }
+  int persistent_capacity(bool, bool, size_t shared_bytes) const override {
+    return shared_bytes <= kEmulatedSharedBytes ? kEmulatedMultiprocessors : 0;
+  }
 
  private:
   template <typename T>
@@ -48,6 +72,14 @@ class EmulatedStepKernels final : public StepKernels {
   template <typename T>
   static void run_backward(const BackwardStepParams<T>& p, StepVariant v) {
     if (p.rows > 0 && p.proj > 0) dispatch_backward_step(p, v, SimLaunch{});
+  }
+  template <typename T>
+  static void run_forward_persistent(const PersistentForwardParams<T>& p, bool save) {
+    if (p.k_begin < p.k_end && p.hidden > 0) dispatch_persistent_forward(p, save, SimCooperativeLaunch{});
+  }
+  template <typename T>
+  static void run_backward_persistent(const PersistentBackwardParams<T>& p) {
+    if (p.sched.steps > 0 && p.hidden > 0) dispatch_persistent_backward(p, SimCooperativeLaunch{});
   }
 };
 

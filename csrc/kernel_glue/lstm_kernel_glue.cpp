@@ -1,18 +1,22 @@
-// Drives the step kernels over a layer: the input projection of all steps
-// (or of a chunk, in inference) is one ATen GEMM, then one forward-step
-// launch per step; the backward runs one backward-step launch per step and
-// takes grad_input and the weight gradients as whole-sequence ATen GEMMs and
-// a column sum afterwards (no atomics anywhere, so results are
-// deterministic). Device-agnostic: CUDA tensors with the CUDA kernels, CPU
-// tensors with the emulated ones.
+// Drives the kernels over a layer: the input projection of all steps (or of
+// a chunk, in inference) is one ATen GEMM, then either one forward-step
+// launch per step or one persistent launch for all of them; the backward
+// runs one backward-step launch per step or one persistent launch, and takes
+// grad_input and the weight gradients as whole-sequence ATen GEMMs and a
+// column sum afterwards (no atomics anywhere, so results are deterministic).
+// Device-agnostic: CUDA tensors with the CUDA kernels, CPU tensors with the
+// emulated ones.
 #include "lstm_kernel_glue.h"
 
 #include <ATen/Dispatch.h>
 
 #include <limits>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../backend_switch.h"
+#include "../kernels/accumulate.cuh"
 #include "../lstm_args.h"
 
 namespace fastlstm {
@@ -33,6 +37,59 @@ StepVariant pick_variant(const StepKernels& kernels, int64_t narrow_blocks) {
                                                         : StepVariant::kNarrow;
 }
 
+// Auto picks the persistent kernels up to this batch: beyond it a step has
+// enough rows to fill the GPU on its own. A first guess, to be set from
+// measurements on a GPU.
+constexpr int64_t kPersistentMaxBatch = 32;
+
+// Units per block of a persistent kernel for this layer (0: it does not fit),
+// the smallest with which the whole grid is co-resident.
+struct PersistentPlan {
+  int units = 0;
+  const char* why_not = "";
+};
+
+template <typename T>
+PersistentPlan plan_persistent(const StepKernels& kernels, const LayerShape& s, bool backward) {
+  if (s.proj != s.hidden) return {0, "a projection (proj_size) runs on the step kernels"};
+  const int H = static_cast<int>(s.hidden), B = static_cast<int>(s.batch);
+  for (int units = 1; units <= PersistentTile::kMaxUnits; ++units) {
+    const size_t elems = backward ? PersistentTile::backward_elems(H, units, B)
+                                  : PersistentTile::forward_elems(H, units, B);
+    const int capacity = kernels.persistent_capacity(backward, std::is_same_v<T, double>,
+                                                     elems * sizeof(acc_t<T>));
+    if (capacity >= ceil_div(H, units)) return {units, ""};
+  }
+  return {0, "its W_hh slices and per-row state do not fit on chip at this hidden size and batch"};
+}
+
+// Whether the persistent kernel runs: forced, refused, or the auto rule.
+template <typename T>
+PersistentPlan choose_persistent(const StepKernels& kernels, const LayerShape& s, bool backward) {
+  const std::string forced = current_backend().kernel;
+  if (forced != "auto" && forced != "persistent") return {};
+  const PersistentPlan plan = plan_persistent<T>(kernels, s, backward);
+  if (forced == "persistent") {
+    TORCH_CHECK(plan.units > 0, "fastlstm: kernel='persistent' cannot run this layer (hidden ",
+                s.hidden, ", batch ", s.batch, "): ", plan.why_not);
+    return plan;
+  }
+  return s.batch <= kPersistentMaxBatch ? plan : PersistentPlan{};
+}
+
+// batch_t and offset_t of every step as int32 [2, T] on the device.
+Tensor device_schedule(const StepSchedule& sched, const at::Device& device) {
+  std::vector<int32_t> values(sched.batch.begin(), sched.batch.end());
+  values.insert(values.end(), sched.offset.begin(), sched.offset.end());
+  return at::tensor(values, at::kInt).view({2, sched.steps()}).to(device);
+}
+
+DeviceSchedule schedule_view(const Tensor& device_sched, bool reverse) {
+  const int steps = static_cast<int>(device_sched.size(1));
+  return {device_sched.data_ptr<int32_t>(), device_sched.data_ptr<int32_t>() + steps, steps,
+          reverse};
+}
+
 Tensor index_tensor(const std::vector<int64_t>& rows, const at::Device& device) {
   return at::tensor(rows, at::kLong).to(device);
 }
@@ -46,24 +103,67 @@ struct ForwardTensors {
   Tensor c_state;  // [B, H]: c0 in, c_n out
 };
 
+// x W_ihᵀ + b of a chunk's rows, into the gate buffer (at the chunk's rows
+// when saving, at its start otherwise).
+Tensor project_chunk(const StepChunk& chunk, bool save, ForwardTensors& f) {
+  Tensor pre = f.gates.narrow(0, save ? chunk.row0 : 0, chunk.rows);
+  const Tensor x = f.input.narrow(0, chunk.row0, chunk.rows);
+  if (f.bias) {
+    at::addmm_out(pre, *f.bias, x, f.w_ih.t());
+  } else {
+    at::mm_out(pre, x, f.w_ih.t());
+  }
+  return pre;
+}
+
+int64_t chunk_rows_for(bool save) {
+  return save ? std::numeric_limits<int64_t>::max() : kInferenceChunkRows;
+}
+
+template <typename T>
+void forward_persistent(const StepKernels& kernels, const LayerShape& s,
+                        const StepSchedule& sched, bool reverse, bool save, int units,
+                        ForwardTensors& f) {
+  const Tensor device_sched = device_schedule(sched, f.output.device());
+  for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows_for(save))) {
+    Tensor pre = project_chunk(chunk, save, f);
+    PersistentForwardParams<T> p{};
+    p.pre_x = pre.data_ptr<T>();
+    p.h0 = f.h0.data_ptr<T>();
+    p.w_hh = f.w_hh.data_ptr<T>();
+    p.c_state = f.c_state.data_ptr<T>();
+    p.output = f.output.data_ptr<T>();
+    p.gates = save ? pre.data_ptr<T>() : nullptr;
+    p.cells = save ? f.cells.data_ptr<T>() : nullptr;
+    p.sched = schedule_view(device_sched, reverse);
+    p.k_begin = static_cast<int>(chunk.k_begin);
+    p.k_end = static_cast<int>(chunk.k_end);
+    p.row0 = static_cast<int>(chunk.row0);
+    p.batch = static_cast<int>(s.batch);
+    p.hidden = static_cast<int>(s.hidden);
+    p.units = units;
+    kernels.forward_persistent(p, save);
+  }
+}
+
 template <typename T>
 void forward_steps(const StepKernels& kernels, const LayerShape& s, const StepSchedule& sched,
                    bool reverse, bool save, ForwardTensors& f) {
+  const PersistentPlan persistent = choose_persistent<T>(kernels, s, false);
+  if (persistent.units > 0) {
+    record_kernel("persistent");
+    forward_persistent<T>(kernels, s, sched, reverse, save, persistent.units, f);
+    return;
+  }
   const int64_t H = s.hidden, P = s.proj;
   const StepVariant variant =
       pick_variant(kernels, ForwardTile::blocks_x(H) *
                                 ForwardTile::blocks_y(s.batch, StepVariant::kNarrow));
+  record_kernel(variant == StepVariant::kWide ? "step_wide" : "step_narrow");
   // With a projection, o * tanh(c) lands here before the [H -> P] GEMM.
   Tensor hidden = f.w_hr ? at::empty({s.batch, H}, f.output.options()) : Tensor();
-  const int64_t chunk_rows = save ? std::numeric_limits<int64_t>::max() : kInferenceChunkRows;
-  for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows)) {
-    Tensor pre = f.gates.narrow(0, save ? chunk.row0 : 0, chunk.rows);
-    const Tensor x = f.input.narrow(0, chunk.row0, chunk.rows);
-    if (f.bias) {
-      at::addmm_out(pre, *f.bias, x, f.w_ih.t());
-    } else {
-      at::mm_out(pre, x, f.w_ih.t());
-    }
+  for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows_for(save))) {
+    Tensor pre = project_chunk(chunk, save, f);
     for (int64_t k = chunk.k_begin; k < chunk.k_end; ++k) {
       const int64_t t = sched.step_at(k, reverse), prev = sched.prev_step(t, reverse);
       const int64_t rows = sched.batch[t], off = sched.offset[t];
@@ -100,8 +200,35 @@ struct BackwardTensors {
 };
 
 template <typename T>
+void backward_persistent(const StepKernels& kernels, const LayerShape& s,
+                         const StepSchedule& sched, bool reverse, int units, BackwardTensors& b) {
+  const Tensor device_sched = device_schedule(sched, b.gates.device());
+  PersistentBackwardParams<T> p{};
+  p.gates = b.gates.data_ptr<T>();
+  p.cells = b.cells.data_ptr<T>();
+  p.c0 = b.c0.data_ptr<T>();
+  p.grad_output = b.grad_output.data_ptr<T>();
+  p.grad_h_n = b.dh[0].data_ptr<T>();
+  p.grad_c_n = b.dc[0].data_ptr<T>();
+  p.w_hh = b.w_hh.data_ptr<T>();
+  p.dgates = b.dgates.data_ptr<T>();
+  p.grad_h0 = b.grad_h0.data_ptr<T>();
+  p.grad_c0 = b.grad_c0.data_ptr<T>();
+  p.sched = schedule_view(device_sched, reverse);
+  p.batch = static_cast<int>(s.batch);
+  p.hidden = static_cast<int>(s.hidden);
+  p.units = units;
+  kernels.backward_persistent(p);
+}
+
+template <typename T>
 void backward_steps(const StepKernels& kernels, const LayerShape& s, const StepSchedule& sched,
                     bool reverse, BackwardTensors& b) {
+  const PersistentPlan persistent = choose_persistent<T>(kernels, s, true);
+  if (persistent.units > 0) {
+    backward_persistent<T>(kernels, s, sched, reverse, persistent.units, b);
+    return;
+  }
   const int64_t H = s.hidden, P = s.proj;
   const StepVariant variant =
       pick_variant(kernels, BackwardTile::blocks_x(P) *

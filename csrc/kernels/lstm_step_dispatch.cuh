@@ -1,9 +1,11 @@
-// Picks the compiled instance of a step kernel for a variant and hands it,
+// Picks the compiled instance of a step or persistent kernel for a variant and hands it,
 // with its grid and block, to `launch`: the CUDA library passes a <<<>>>
 // launch on its stream, the emulator its own launcher. One place maps
 // variants to instances, so emulated runs exercise the GPU's configurations.
 #pragma once
 
+#include "lstm_persistent_backward.cuh"
+#include "lstm_persistent_forward.cuh"
 #include "lstm_step_backward.cuh"
 #include "lstm_step_forward.cuh"
 #include "static_switch.h"
@@ -44,6 +46,25 @@ void dispatch_backward_step(const BackwardStepParams<T>& p, StepVariant variant,
   } else {
     launch_backward_step<T, StepVariant::kNarrow>(p, launch);
   }
+}
+
+// Persistent kernels: `launch` is a cooperative launch that also takes the
+// dynamic shared memory size.
+template <typename T, typename Launch>
+void dispatch_persistent_forward(const PersistentForwardParams<T>& p, bool save,
+                                 Launch&& launch) {
+  const size_t shared = PersistentTile::forward_elems(p.hidden, p.units, p.batch) * sizeof(acc_t<T>);
+  const dim3 grid(ceil_div(p.hidden, p.units));
+  BOOL_SWITCH(save, kSave, [&] {
+    launch(grid, dim3(PersistentTile::kThreads), shared, &lstm_forward_persistent<T, kSave>, p);
+  });
+}
+
+template <typename T, typename Launch>
+void dispatch_persistent_backward(const PersistentBackwardParams<T>& p, Launch&& launch) {
+  const size_t shared = PersistentTile::backward_elems(p.hidden, p.units, p.batch) * sizeof(acc_t<T>);
+  launch(dim3(ceil_div(p.hidden, p.units)), dim3(PersistentTile::kThreads), shared,
+         &lstm_backward_persistent<T>, p);
 }
 
 }  // namespace fastlstm

@@ -7,6 +7,8 @@
 // of a packed batch has such rows past step 0).
 #pragma once
 
+#include <stddef.h>
+
 namespace fastlstm {
 
 // The kernels' tile shapes, one tag per variant the glue can pick or force.
@@ -42,6 +44,66 @@ struct BackwardTile {
   static constexpr int blocks_y(int rows, StepVariant v) {
     return ceil_div(rows, kRowLanes * rows_per_thread(v));
   }
+};
+
+// Tiles of the persistent kernels (lstm_persistent_*.cuh). A block owns
+// `units` consecutive hidden units (all four gates of each) and, backwards,
+// the same columns of dh; its threads cover units x rows_per_pass rows.
+struct PersistentTile {
+  static constexpr int kThreads = 256;
+  static constexpr int kDepth = 32;     // h / dgates columns staged per pass
+  static constexpr int kMaxUnits = 32;  // so that a pass covers >= 8 rows
+  static constexpr int rows_per_pass(int units) { return kThreads / units; }
+  // Dynamic shared memory, in elements of the accumulation type: the W_hh
+  // slice, a staging tile, and the per-row state of the block's units.
+  static constexpr size_t forward_elems(int hidden, int units, int batch) {
+    return (size_t)4 * units * (hidden + 1) + (size_t)rows_per_pass(units) * (kDepth + 1) +
+           (size_t)batch * units;
+  }
+  static constexpr size_t backward_elems(int hidden, int units, int batch) {
+    return (size_t)units * (4 * hidden + 1) + (size_t)rows_per_pass(units) * (kDepth + 1) +
+           (size_t)2 * batch * units;
+  }
+};
+
+// The step schedule on the device: rows and first row of every step.
+struct DeviceSchedule {
+  const int* batch;   // [T]
+  const int* offset;  // [T]
+  int steps;
+  bool reverse;
+};
+
+// All steps [k_begin, k_end) of a layer direction in one cooperative launch
+// (no projection: P = H).
+template <typename T>
+struct PersistentForwardParams {
+  const T* pre_x;  // [N, 4H]: x W_ihᵀ + b, rows of steps k_begin.. at row row0
+  const T* h0;     // [B, H]
+  const T* w_hh;   // [4H, H]
+  T* c_state;      // [B, H]: c at k_begin in, c at k_end out
+  T* output;       // [N, H]: h_t of every row
+  T* gates;        // [N, 4H] (at row row0, may alias pre_x) when saving
+  T* cells;        // [N, H] when saving
+  DeviceSchedule sched;
+  int k_begin, k_end, row0;  // visited steps of this launch; first row of pre_x/gates
+  int batch, hidden, units;
+};
+
+template <typename T>
+struct PersistentBackwardParams {
+  const T* gates;        // [N, 4H]: activated gates
+  const T* cells;        // [N, H]
+  const T* c0;           // [B, H]
+  const T* grad_output;  // [N, H]
+  const T* grad_h_n;     // [B, H]
+  const T* grad_c_n;     // [B, H]
+  const T* w_hh;         // [4H, H]
+  T* dgates;             // [N, 4H]
+  T* grad_h0;            // [B, H]
+  T* grad_c0;            // [B, H]
+  DeviceSchedule sched;
+  int batch, hidden, units;
 };
 
 template <typename T>

@@ -1,0 +1,103 @@
+// The backward pass of a layer direction in one cooperative launch,
+// t = T-1 ... 0. Block k owns `units` hidden units and the same columns of
+// dL/dh (P = H), and keeps W_hh's columns of those units (a slice of W_hhᵀ)
+// in shared memory for the whole sequence, with dL/dh and dL/dc of its units.
+// Per step:
+//   A. gate gradients of its units (cell_backward from the shared header)
+//      into dgates, and dL/dc_{t-1};
+//   grid sync: the step's dgates rows are complete;
+//   B. dL/dh_{t-1} of its columns = dgates_t W_hh[:, columns], reading every
+//      block's dgates of the step through L2.
+// Step t-1's phase A needs only the block's own dL/dh and dL/dc, and writes
+// other dgates rows than the ones B reads, so one grid sync per step
+// suffices. Each sum runs in a fixed order: no atomics, deterministic.
+#pragma once
+
+#include "kernel_prelude.cuh"
+
+#include "../gate_math.h"
+#include "accumulate.cuh"
+#include "persistent_schedule.cuh"
+#include "step_params.h"
+
+namespace fastlstm {
+
+template <typename T>
+__global__ void __launch_bounds__(PersistentTile::kThreads, 1)
+lstm_backward_persistent(PersistentBackwardParams<T> p) {
+  using Acc = acc_t<T>;
+  constexpr int kThreads = PersistentTile::kThreads, kDepth = PersistentTile::kDepth;
+  FASTLSTM_DYNAMIC_SHARED(unsigned char, shared_bytes);
+  const int H = p.hidden, U = p.units, rows_per_pass = kThreads / U;  // PersistentTile::rows_per_pass
+  const int depth_total = kNumGates * H;
+  Acc* w_slice = reinterpret_cast<Acc*>(shared_bytes);   // [U][4H + 1]: W_hh[n, j0 + u]
+  Acc* dg_tile = w_slice + (size_t)U * (depth_total + 1); // [rows_per_pass][kDepth + 1]
+  Acc* dh_units = dg_tile + rows_per_pass * (kDepth + 1); // [B][U]: dL/dh_t from step t+1
+  Acc* dc_units = dh_units + p.batch * U;                 // [B][U]: dL/dc_t from step t+1
+
+  const int tid = threadIdx.x, j0 = blockIdx.x * U;
+  const cooperative_groups::grid_group grid = cooperative_groups::this_grid();
+  const int unit = tid % U, lane = tid / U;
+  for (int e = tid; e < U * depth_total; e += kThreads) {
+    const int u = e / depth_total, n = e % depth_total, j = j0 + u;
+    w_slice[(size_t)u * (depth_total + 1) + n] = j < H ? Acc(p.w_hh[(size_t)n * H + j]) : Acc(0);
+  }
+  for (int e = tid; e < p.batch * U; e += kThreads) {
+    const int j = j0 + e % U;
+    const size_t cell = (size_t)(e / U) * H + j;
+    dh_units[e] = j < H ? Acc(p.grad_h_n[cell]) : Acc(0);
+    dc_units[e] = j < H ? Acc(p.grad_c_n[cell]) : Acc(0);
+  }
+  __syncthreads();
+
+  for (int k = p.sched.steps - 1; k >= 0; --k) {
+    const ScheduledStep step = scheduled_step(p.sched, k);
+    for (int e = tid; e < step.rows * U; e += kThreads) {  // A
+      const int b = e / U, j = j0 + e % U;
+      if (j >= H) continue;
+      const size_t row = (size_t)step.offset + b, cell = row * H + j;
+      const T* g = p.gates + row * kNumGates * H + j;
+      const Acc c_prev = b < step.carried ? Acc(p.cells[((size_t)step.prev + b) * H + j])
+                                          : Acc(p.c0[(size_t)b * H + j]);
+      const CellGrad<Acc> d = cell_backward(
+          Acc(g[(size_t)kGateI * H]), Acc(g[(size_t)kGateF * H]), Acc(g[(size_t)kGateG * H]),
+          Acc(g[(size_t)kGateO * H]), Acc(p.cells[cell]), c_prev,
+          Acc(p.grad_output[cell]) + dh_units[e], dc_units[e]);
+      T* dg = p.dgates + row * kNumGates * H + j;
+      dg[(size_t)kGateI * H] = T(d.di);
+      dg[(size_t)kGateF * H] = T(d.df);
+      dg[(size_t)kGateG * H] = T(d.dg);
+      dg[(size_t)kGateO * H] = T(d.do_);
+      dc_units[e] = d.dc_prev;
+      if (b >= step.carried) p.grad_c0[(size_t)b * H + j] = T(d.dc_prev);
+    }
+    grid.sync();
+    const T* dgates_step = p.dgates + (size_t)step.offset * depth_total;
+    for (int row0 = 0; row0 < step.rows; row0 += rows_per_pass) {  // B
+      Acc acc = 0;
+      for (int n0 = 0; n0 < depth_total; n0 += kDepth) {
+        for (int e = tid; e < rows_per_pass * kDepth; e += kThreads) {
+          const int r = e / kDepth, n = n0 + e % kDepth, b = row0 + r;
+          dg_tile[r * (kDepth + 1) + e % kDepth] =
+              (b < step.rows && n < depth_total) ? Acc(dgates_step[(size_t)b * depth_total + n])
+                                                 : Acc(0);
+        }
+        __syncthreads();
+        if (lane < rows_per_pass) {
+          const int depth = min(kDepth, depth_total - n0);
+          const Acc* w = w_slice + (size_t)unit * (depth_total + 1) + n0;
+          for (int nn = 0; nn < depth; ++nn) acc += dg_tile[lane * (kDepth + 1) + nn] * w[nn];
+        }
+        __syncthreads();  // the next pass overwrites the tile
+      }
+      const int b = row0 + lane, j = j0 + unit;
+      if (lane < rows_per_pass && b < step.rows && j < H) {
+        dh_units[b * U + unit] = acc;
+        if (b >= step.carried) p.grad_h0[(size_t)b * H + j] = T(acc);
+      }
+    }
+    __syncthreads();  // the next step's A reads dh_units written here by other threads
+  }
+}
+
+}  // namespace fastlstm

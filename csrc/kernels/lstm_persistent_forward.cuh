@@ -1,0 +1,103 @@
+// All time steps of a layer direction in one cooperative launch. Block k
+// owns `units` hidden units (all four gate rows of each) and keeps that
+// slice of W_hh in shared memory for the whole sequence, with the cell state
+// of its units; per step it reads h_{t-1} (every block's output of the
+// previous step, through L2), computes its units' gates and cell update,
+// writes its slice of h_t, and the grid syncs. W_hh is read from global
+// memory once per launch instead of once per step, and there is one launch
+// per sequence instead of one per step: what wins at small batch, where a
+// step is a few microseconds of latency-bound work.
+//
+// What bounds it (H100, fp32, H=512, B=4): 132 blocks of 4 units hold 32 KB
+// of W_hh each; a step is 2*4*2048*512 = 8.4 MFLOP spread over all SMs, so
+// the grid barrier and the L2 round trip of h_t (B*H*4 = 8 KB) set the pace.
+#pragma once
+
+#include "kernel_prelude.cuh"
+
+#include "../gate_math.h"
+#include "accumulate.cuh"
+#include "persistent_schedule.cuh"
+#include "step_params.h"
+
+namespace fastlstm {
+
+template <typename T, bool kSaveWorkspace>
+__global__ void __launch_bounds__(PersistentTile::kThreads, 1)
+lstm_forward_persistent(PersistentForwardParams<T> p) {
+  using Acc = acc_t<T>;
+  constexpr int kThreads = PersistentTile::kThreads, kDepth = PersistentTile::kDepth;
+  FASTLSTM_DYNAMIC_SHARED(unsigned char, shared_bytes);
+  const int H = p.hidden, U = p.units, rows_per_pass = kThreads / U;  // PersistentTile::rows_per_pass
+  Acc* w_slice = reinterpret_cast<Acc*>(shared_bytes);  // [4U][H + 1]: row g*U + u
+  Acc* h_tile = w_slice + (size_t)4 * U * (H + 1);       // [rows_per_pass][kDepth + 1]
+  Acc* c_units = h_tile + rows_per_pass * (kDepth + 1);  // [B][U]
+
+  const int tid = threadIdx.x, j0 = blockIdx.x * U;
+  const cooperative_groups::grid_group grid = cooperative_groups::this_grid();
+  const int unit = tid % U, lane = tid / U;  // lane < rows_per_pass computes
+  for (int e = tid; e < 4 * U * H; e += kThreads) {
+    const int r = e / H, k = e % H, j = j0 + r % U;
+    w_slice[(size_t)r * (H + 1) + k] = j < H ? Acc(p.w_hh[(size_t)((r / U) * H + j) * H + k]) : Acc(0);
+  }
+  for (int e = tid; e < p.batch * U; e += kThreads) {
+    const int j = j0 + e % U;
+    c_units[e] = j < H ? Acc(p.c_state[(size_t)(e / U) * H + j]) : Acc(0);
+  }
+  __syncthreads();
+
+  for (int k = p.k_begin; k < p.k_end; ++k) {
+    const ScheduledStep step = scheduled_step(p.sched, k);
+    const T* h_prev = step.prev >= 0 ? p.output + (size_t)step.prev * H : nullptr;
+    for (int row0 = 0; row0 < step.rows; row0 += rows_per_pass) {
+      Acc acc[kNumGates] = {};
+      for (int k0 = 0; k0 < H; k0 += kDepth) {
+        for (int e = tid; e < rows_per_pass * kDepth; e += kThreads) {
+          const int r = e / kDepth, col = k0 + e % kDepth, b = row0 + r;
+          Acc v = 0;
+          if (b < step.rows && col < H) {
+            v = b < step.carried ? Acc(h_prev[(size_t)b * H + col]) : Acc(p.h0[(size_t)b * H + col]);
+          }
+          h_tile[r * (kDepth + 1) + e % kDepth] = v;
+        }
+        __syncthreads();
+        if (lane < rows_per_pass) {
+          const int depth = min(kDepth, H - k0);
+          for (int kk = 0; kk < depth; ++kk) {
+            const Acc h = h_tile[lane * (kDepth + 1) + kk];
+            for (int g = 0; g < kNumGates; ++g) {
+              acc[g] += h * w_slice[(size_t)(g * U + unit) * (H + 1) + k0 + kk];
+            }
+          }
+        }
+        __syncthreads();  // the next pass overwrites the tile
+      }
+      const int b = row0 + lane, j = j0 + unit;
+      if (lane < rows_per_pass && b < step.rows && j < H) {
+        const size_t row = (size_t)step.offset + b;
+        const size_t gate0 = (row - p.row0) * kNumGates * H + j;
+        Acc pre[kNumGates];
+        for (int g = 0; g < kNumGates; ++g) pre[g] = acc[g] + Acc(p.pre_x[gate0 + (size_t)g * H]);
+        Acc& c = c_units[b * U + unit];
+        const CellState<Acc> s = cell_forward(pre[kGateI], pre[kGateF], pre[kGateG], pre[kGateO], c);
+        c = s.c;
+        p.output[row * H + j] = T(s.h);
+        if (kSaveWorkspace) {
+          p.gates[gate0 + (size_t)kGateI * H] = T(s.i);
+          p.gates[gate0 + (size_t)kGateF * H] = T(s.f);
+          p.gates[gate0 + (size_t)kGateG * H] = T(s.g);
+          p.gates[gate0 + (size_t)kGateO * H] = T(s.o);
+          p.cells[row * H + j] = T(s.c);
+        }
+      }
+    }
+    // h_t of every block is written before any block reads it as h_{t-1}.
+    grid.sync();
+  }
+  for (int e = tid; e < p.batch * U; e += kThreads) {
+    const int j = j0 + e % U;
+    if (j < H) p.c_state[(size_t)(e / U) * H + j] = T(c_units[e]);
+  }
+}
+
+}  // namespace fastlstm
