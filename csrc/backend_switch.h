@@ -12,7 +12,8 @@ namespace fastlstm {
 
 struct BackendChoice {
   bool emulated = false;
-  std::string kernel = "auto";    // auto | step | step_narrow | step_wide | persistent
+  // auto | step | step_narrow | step_wide | tensor_core | persistent
+  std::string kernel = "auto";
   std::string order = "forward";  // forward | reverse | random
   int64_t seed = 0;
 };
@@ -25,7 +26,7 @@ void set_backend(const std::string& name, const std::string& kernel, const std::
 std::tuple<std::string, std::string, std::string, int64_t> get_backend();
 
 // The kernel the glue chose for the last layer forward it ran (for reports):
-// step_narrow, step_wide or persistent; empty before any. Body of the op
+// step_narrow, step_wide, tensor_core or persistent; empty before any. Body of the op
 // fastlstm::_last_kernel.
 void record_kernel(const char* name);
 std::string last_kernel();

@@ -12,7 +12,7 @@ import os
 import torch
 
 BACKENDS = ("native", "emulated")
-KERNELS = ("auto", "step", "step_narrow", "step_wide", "persistent")
+KERNELS = ("auto", "step", "step_narrow", "step_wide", "tensor_core", "persistent")
 ORDERS = ("forward", "reverse", "random")
 
 

@@ -1,20 +1,38 @@
 """Input validation shared by LSTM and LSTMCell. Messages and exception types
 follow torch.nn.LSTM's where it has one, so that code catching those keeps
 working after the swap."""
+from types import SimpleNamespace
+
 import torch
 
 
-def under_autocast(tensor, weight):
-    """The tensor in the weights' dtype when autocast produced it in another
-    floating dtype: nn.LSTM accepts such input, and the CPU backend computes in
-    the weights' precision (float32 or float64) rather than fail."""
-    if (tensor.dtype != weight.dtype and tensor.is_floating_point()
+def computing_as(weight, input):
+    """The dtype and device a layer computes in: the weights', or under CUDA
+    autocast its float16/bfloat16 (the Tensor Core kernels), as nn.LSTM does."""
+    dtype = weight.dtype
+    if input.device.type == "cuda" and torch.is_autocast_enabled("cuda") and dtype.is_floating_point:
+        dtype = torch.get_autocast_dtype("cuda")
+    return SimpleNamespace(dtype=dtype, device=weight.device)
+
+
+def under_autocast(tensor, compute):
+    """The tensor in the compute dtype when autocast produced it in another
+    floating dtype: nn.LSTM accepts such input; on the CPU the backend then
+    computes in the weights' precision (float32 or float64) rather than fail."""
+    if (tensor.dtype != compute.dtype and tensor.is_floating_point()
             and torch.is_autocast_enabled(tensor.device.type)):
-        return tensor.to(weight.dtype)
+        return tensor.to(compute.dtype)
     return tensor
 
 
+def weights_as(weights, dtype):
+    """Weights cast to the compute dtype (under CUDA autocast); the casts are
+    differentiable, so gradients reach the float32 parameters."""
+    return [w if w is None or w.dtype == dtype else w.to(dtype) for w in weights]
+
+
 def check_dtype_device(name, tensor, weight, what="input"):
+    """weight: the parameter (or computing_as's result) giving dtype and device."""
     if not tensor.is_floating_point():
         raise ValueError(
             f"{name}: expected a floating-point {what} of dtype {weight.dtype}, "

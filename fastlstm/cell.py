@@ -3,7 +3,7 @@ one call of the fused layer op with a single time step."""
 import torch
 from torch import nn
 
-from ._checks import check_dtype_device, check_hidden_pair, under_autocast
+from ._checks import check_dtype_device, check_hidden_pair, computing_as, under_autocast, weights_as
 from ._ops import lstm_layer
 from .lstm import reset_uniform
 
@@ -38,25 +38,27 @@ class LSTMCell(nn.Module):
     def forward(self, input, hx=None):
         if input.dim() not in (1, 2):
             raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
-        input = under_autocast(input, self.weight_ih)
-        check_dtype_device("LSTMCell", input, self.weight_ih)
+        compute = computing_as(self.weight_ih, input)
+        input = under_autocast(input, compute)
+        check_dtype_device("LSTMCell", input, compute)
         if input.shape[-1] != self.input_size:
             raise RuntimeError(f"input has inconsistent input_size: got {input.shape[-1]} "
                                f"expected {self.input_size}")
         unbatched = input.dim() == 1
         x = input.unsqueeze(0) if unbatched else input
-        h0, c0 = self._initial_state(x, hx, unbatched)
+        h0, c0 = self._initial_state(x, hx, unbatched, compute)
         bias = self.bias_ih + self.bias_hh if self.bias else None
-        _, h, c = lstm_layer(x, h0, c0, self.weight_ih, self.weight_hh, bias)
+        w_ih, w_hh, bias = weights_as([self.weight_ih, self.weight_hh, bias], x.dtype)
+        _, h, c = lstm_layer(x, h0, c0, w_ih, w_hh, bias)
         return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
 
-    def _initial_state(self, x, hx, unbatched):
+    def _initial_state(self, x, hx, unbatched, compute):
         batch = x.shape[0]
         if hx is None:
             zeros = x.new_zeros(batch, self.hidden_size)
             return zeros, zeros
         check_hidden_pair("LSTMCell", hx)
-        hx = [under_autocast(t, self.weight_ih) for t in hx]
+        hx = [under_autocast(t, compute) for t in hx]
         h0, c0 = (t.unsqueeze(0) for t in hx) if unbatched else hx
         for i, t in enumerate((h0, c0)):
             if t.dim() != 2:
@@ -68,5 +70,5 @@ class LSTMCell(nn.Module):
             if t.shape[1] != self.hidden_size:
                 raise RuntimeError(f"hidden{i} has inconsistent hidden_size: got {t.shape[1]}, "
                                    f"expected {self.hidden_size}")
-            check_dtype_device("LSTMCell", t, self.weight_ih, f"hx[{i}]")
+            check_dtype_device("LSTMCell", t, compute, f"hx[{i}]")
         return h0, c0

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ._checks import check_dtype_device, check_hidden_pair, check_hidden_shape, under_autocast
+from ._checks import (check_dtype_device, check_hidden_pair, check_hidden_shape, computing_as,
+                      under_autocast, weights_as)
 from ._ops import lstm_layer
 from .reference import layer_weights
 
@@ -104,8 +105,9 @@ class LSTM(nn.Module):
             return self._forward_packed(input, hx)
         if input.dim() not in (2, 3):
             raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {input.dim()}D instead")
-        input = under_autocast(input, self.weight_ih_l0)
-        self._check_input(input)
+        compute = computing_as(self.weight_ih_l0, input)
+        input = under_autocast(input, compute)
+        self._check_input(input, compute)
         unbatched = input.dim() == 2
         x = input.unsqueeze(1) if unbatched else input
         if self.batch_first and not unbatched:
@@ -113,7 +115,7 @@ class LSTM(nn.Module):
         steps, batch = x.shape[0], x.shape[1]
         if steps == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
-        h0, c0 = self._initial_state(x, hx, batch, unbatched)
+        h0, c0 = self._initial_state(x, hx, batch, unbatched, compute)
         rows, h_n, c_n = self._run_layers(x.reshape(steps * batch, x.shape[2]), h0, c0, None)
         output = rows.view(steps, batch, rows.shape[1])
         if unbatched:
@@ -124,9 +126,10 @@ class LSTM(nn.Module):
 
     def _forward_packed(self, packed, hx):
         data, batch_sizes, sorted_indices, unsorted_indices = packed
-        data = under_autocast(data, self.weight_ih_l0)
-        self._check_input(data)
-        h0, c0 = self._initial_state(data, hx, int(batch_sizes[0]), False)
+        compute = computing_as(self.weight_ih_l0, data)
+        data = under_autocast(data, compute)
+        self._check_input(data, compute)
+        h0, c0 = self._initial_state(data, hx, int(batch_sizes[0]), False, compute)
         if sorted_indices is not None:
             h0, c0 = h0.index_select(1, sorted_indices), c0.index_select(1, sorted_indices)
         rows, h_n, c_n = self._run_layers(data, h0, c0, batch_sizes)
@@ -134,14 +137,13 @@ class LSTM(nn.Module):
             h_n, c_n = h_n.index_select(1, unsorted_indices), c_n.index_select(1, unsorted_indices)
         return PackedSequence(rows, batch_sizes, sorted_indices, unsorted_indices), (h_n, c_n)
 
-    def _check_input(self, input):
-        weight = self.weight_ih_l0
-        check_dtype_device("LSTM", input, weight)
+    def _check_input(self, input, compute):
+        check_dtype_device("LSTM", input, compute)
         if input.shape[-1] != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. "
                                f"Expected {self.input_size}, got {input.shape[-1]}")
 
-    def _initial_state(self, x, hx, batch, unbatched):
+    def _initial_state(self, x, hx, batch, unbatched, compute):
         dirs = 2 if self.bidirectional else 1
         layers = self.num_layers * dirs
         h_shape = (layers, batch, self.proj_size or self.hidden_size)
@@ -149,7 +151,7 @@ class LSTM(nn.Module):
         if hx is None:
             return x.new_zeros(h_shape), x.new_zeros(c_shape)
         check_hidden_pair("LSTM", hx)
-        h0, c0 = (under_autocast(t, self.weight_ih_l0) for t in hx)
+        h0, c0 = (under_autocast(t, compute) for t in hx)
         if unbatched:
             if h0.dim() != 2 or c0.dim() != 2:
                 raise RuntimeError(f"For unbatched 2-D input, hx and cx should also be 2-D but "
@@ -160,8 +162,8 @@ class LSTM(nn.Module):
                                f"got ({h0.dim()}-D, {c0.dim()}-D) tensors")
         check_hidden_shape(0, h0, h_shape)
         check_hidden_shape(1, c0, c_shape)
-        check_dtype_device("LSTM", h0, self.weight_ih_l0, "hx")
-        check_dtype_device("LSTM", c0, self.weight_ih_l0, "cx")
+        check_dtype_device("LSTM", h0, compute, "hx")
+        check_dtype_device("LSTM", c0, compute, "cx")
         return h0, c0
 
     def _run_layers(self, rows, h0, c0, batch_sizes):
@@ -171,7 +173,8 @@ class LSTM(nn.Module):
             outputs = []
             for direction in range(dirs):
                 k = layer * dirs + direction
-                out, h, c = lstm_layer(rows, h0[k], c0[k], *layer_weights(self, layer, direction),
+                weights = weights_as(layer_weights(self, layer, direction), rows.dtype)
+                out, h, c = lstm_layer(rows, h0[k], c0[k], *weights,
                                        batch_sizes=batch_sizes, reverse=bool(direction))
                 outputs.append(out)
                 h_n.append(h)

@@ -66,3 +66,18 @@ def test_rejects_mixed_devices():
     _, fast = cuda_pair(dict(input_size=3, hidden_size=5))
     with pytest.raises(RuntimeError, match="cuda"):
         fast(torch.randn(4, 2, 3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_autocast_runs_in_low_precision_like_cudnn(dtype):
+    case = Case(dict(input_size=32, hidden_size=64, num_layers=2), steps=6, batch=8)
+    ref, fast = cuda_pair(case.config)
+    with torch.autocast("cuda", dtype=dtype):
+        ours = run_module(fast, case, device="cuda")
+        theirs = run_module(ref, case, device="cuda")
+    assert ours["output"].dtype == theirs["output"].dtype == dtype
+    exact = run_module(fast.double(), case, torch.float64, "cuda")
+    for key in ("output", "h_n", "c_n"):
+        ours_err = (ours[key].double() - exact[key]).abs().max().item()
+        cudnn_err = (theirs[key].double() - exact[key]).abs().max().item()
+        assert ours_err <= 2 * cudnn_err + 1e-3, (key, ours_err, cudnn_err)

@@ -215,16 +215,11 @@ def test_lstm_cell_matches_nn_lstm_cell(emulated):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_low_precision_runs_in_float32(emulated, dtype):
-    args = layer_args(dtype=torch.float32)
-    low = {k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
-           for k, v in args.items()}
-    widened = {k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
-               for k, v in low.items()}
-    output, h_n, c_n, gates, cells = call_op(low, False)
-    assert output.dtype == dtype and gates.dtype == torch.float32
-    expected = call_op(widened, False)[:3]
-    assert_all_close([output, h_n, c_n], [t.to(dtype) for t in expected])
+def test_low_precision_keeps_a_float32_workspace(emulated, dtype):
+    args = layer_args(dtype=dtype, hidden=16)
+    output, h_n, c_n, gates, cells = call_op(args, False)
+    assert output.dtype == h_n.dtype == c_n.dtype == dtype
+    assert gates.dtype == cells.dtype == torch.float32
 
 
 def test_bad_input_gives_the_native_error(emulated):
@@ -252,3 +247,60 @@ def test_backend_switch_validates_and_restores():
     assert fastlstm.backend_state() == before
     with pytest.raises(RuntimeError, match="expected kernel to be one of"):
         torch.ops.fastlstm._set_backend("emulated", "fast", "forward", 0)
+
+
+# Half and bfloat16 storage through every kernel variant. The rule of the
+# project for low precision: |ours - ref64| <= 2 |ref_lowprec - ref64| + atol,
+# where ref_lowprec is fastlstm.reference run in the same low precision and
+# ref64 the float64 reference on the same rounded inputs.
+LOW_PRECISION_ATOL = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
+LOW_PRECISION_CASES = {
+    # H and P multiples of 16: the Tensor Core kernels apply.
+    "tiles": (dict(steps=3, batch=5, input_size=8, hidden=16), False),
+    "packed_reverse_tiles": (dict(batch_sizes=[5, 4, 2], input_size=8, hidden=32), True),
+    "odd_sizes": (dict(steps=3, batch=4, input_size=3, hidden=5), False),
+}
+VARIANTS_FOR = {
+    "tiles": ["step_narrow", "step_wide", "tensor_core", "persistent"],
+    "packed_reverse_tiles": ["step_narrow", "tensor_core", "persistent"],
+    "odd_sizes": ["step_narrow", "step_wide", "persistent"],
+}
+
+
+def rounded_args(name, dtype):
+    kwargs, reverse = LOW_PRECISION_CASES[name]
+    args = layer_args(dtype=torch.float64, **kwargs)
+    low = {k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+           for k, v in args.items()}
+    exact = {k: v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+             for k, v in low.items()}
+    return low, exact, reverse
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("name,kernel", [(n, k) for n, ks in VARIANTS_FOR.items() for k in ks])
+def test_low_precision_within_twice_reference_error(emulated, name, kernel, dtype):
+    low, exact, reverse = rounded_args(name, dtype)
+    order, seed = emulated
+    with fastlstm.backend("emulated", kernel=kernel, order=order, seed=seed):
+        ours = op_results(low, reverse)
+        assert torch.ops.fastlstm._last_kernel() == kernel
+    ref64 = reference_results(exact, reverse)
+    ref_low = reference_results(low, reverse)
+    names = ["output", "h_n", "c_n"] + [f"grad_{k}" for k, v in low.items()
+                                        if v is not None and v.is_floating_point()]
+    for what, a, r64, rlow in zip(names, ours, ref64, ref_low):
+        assert a.dtype == dtype, what
+        ours_err = (a.double() - r64).abs().max().item()
+        ref_err = (rlow.double() - r64).abs().max().item()
+        bound = 2 * ref_err + LOW_PRECISION_ATOL[dtype] * max(1.0, r64.abs().max().item())
+        assert ours_err <= bound, f"{what}: error {ours_err:.3g} > {bound:.3g} (reference {ref_err:.3g})"
+
+
+def test_tensor_core_refuses_what_it_cannot_run():
+    args = layer_args(dtype=torch.float16, hidden=5)
+    with fastlstm.backend("emulated", kernel="tensor_core"):
+        with pytest.raises(RuntimeError, match="multiples of 16"):
+            call_op(args, False)
+        with pytest.raises(RuntimeError, match="half or bfloat16"):
+            call_op(layer_args(dtype=torch.float32, hidden=16), False)

@@ -2,7 +2,8 @@
 csrc/kernels in the tests: tests/sim/sim_selftest.cpp, compiled here with g++,
 runs the self-test kernels of tests/sim/sim_kernels.cuh in every scheduling
 order and checks them against the host; kernels that misuse CUDA must fail
-with SimError, promptly, and leave the emulator usable. Torch-free."""
+with SimError, promptly, and leave the emulator usable. Where nvcc is
+installed, the same kernels must also build for the GPU. Torch-free."""
 import os
 import shutil
 import subprocess
@@ -23,7 +24,8 @@ ORDERS = [("forward", 0), ("reverse", 0), ("random", 1), ("random", 2), ("random
 ORDER_IDS = [f"{order}{seed if order == 'random' else ''}" for order, seed in ORDERS]
 
 CORRECT_CASES = ["with_syncthreads", "shuffle_reduction", "tiled_matmul", "grid_sync_loop",
-                 "dynamic_shared", "ballot_vote", "exited_threads_at_barrier"]
+                 "dynamic_shared", "ballot_vote", "exited_threads_at_barrier", "wmma_matmul_half",
+                 "wmma_matmul_bfloat16", "wmma_shapes", "wmma_good_copy"]
 
 # Misuse, and what the SimError must say.
 ERROR_CASES = {
@@ -44,7 +46,27 @@ ERROR_CASES = {
     "cooperative_block_exits": ["deadlock", "block (1,0,0)", "exited",
                                 "this_grid().sync() at sim_kernels.cuh"],
     "kernel_throws": ["kernel threw: planted failure", "thread (5,0,0)"],
+    "wmma_half_warp": ["deadlock in block (0,0,0)",
+                       "threads 0-15: wait at wmma::load_matrix_sync at sim_kernels.cuh",
+                       "for threads 16-31", "threads 16-31: exited"],
+    "wmma_partial_warp": ["wmma::load_matrix_sync at sim_kernels.cuh", "needs a full warp",
+                          "warp 1 of a 48-thread block has only lanes 0x0000ffff"],
+    "wmma_misaligned_pointer": ["wmma::load_matrix_sync", "is not 32-byte aligned"],
+    "wmma_ldm_not_multiple": ["wmma::load_matrix_sync",
+                              "ldm 20 is not a multiple of 8 elements of 2 bytes"],
+    "wmma_lane_dependent_ldm": ["wmma::load_matrix_sync", "lane 5 passes", "ldm 24",
+                                "every lane of the warp must pass the same arguments"],
+    "wmma_lane_dependent_fragment": ["wmma::store_matrix_sync", "fragment differs from lane 0's",
+                                     "must be changed the same way in every lane"],
+    "wmma_mixed_with_syncwarp": ["__syncwarp(mask 0xffffffff)", "wmma::load_matrix_sync",
+                                 "must all make the same call"],
+    "wmma_overlapping_store": ["wmma::store_matrix_sync",
+                               "ldm 8 is less than the 16 columns of the tile"],
 }
+
+# What torch's CUDAExtension adds to every nvcc command.
+TORCH_NVCC_FLAGS = ["-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
+                    "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__"]
 
 
 def _compile(sources_and_flags, cwd):
@@ -108,6 +130,23 @@ def test_misuse_raises_sim_error_and_the_emulator_recovers(selftests, build, cas
     assert status == SIM_ERROR, output
     for fragment in ERROR_CASES[case]:
         assert fragment in output, output
+
+
+def test_16_bit_conversions_round_to_nearest_even(selftests):
+    # Exhaustive over the 16-bit patterns, and around every rounding boundary.
+    status, output = run_case(selftests["stack_switch"], "16_bit_conversions", "forward", 0)
+    assert status == CORRECT, output
+
+
+def test_self_test_kernels_build_with_nvcc(tmp_path):
+    nvcc = shutil.which(os.environ.get("NVCC", "nvcc"))
+    if not nvcc:
+        pytest.skip("nvcc is not installed")
+    source = os.path.join(ROOT, "tests", "sim", "sim_kernels_nvcc.cu")
+    done = subprocess.run([nvcc, "-std=c++17", "-arch=sm_80", *TORCH_NVCC_FLAGS, "-c", source,
+                           "-o", str(tmp_path / "kernels.o")], capture_output=True, text=True,
+                          env=ENV, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_unknown_case_is_a_usage_error(selftests):

@@ -17,6 +17,11 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# What torch's CUDAExtension adds to every nvcc command: the kernels must
+# build without CUDA's implicit half/bfloat16 conversions and operators.
+TORCH_NVCC_FLAGS = ["-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
+                    "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__"]
+
 ENTRY = re.compile(r"Compiling entry function '(\S+)' for '(sm_\d+)'")
 SPILLS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
 USAGE = re.compile(r"Used (\d+) registers(?:.*?, (\d+) bytes smem)?")
@@ -29,8 +34,8 @@ def demangle(names):
 
 def compile_report(source, arch, nvcc):
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [nvcc, "-std=c++17", "-O3", f"-arch=sm_{arch}", "-Xptxas", "-v", "-c", source,
-               "-o", os.path.join(tmp, "kernel.o")]
+        cmd = [nvcc, "-std=c++17", "-O3", f"-arch=sm_{arch}", "-Xptxas", "-v", *TORCH_NVCC_FLAGS,
+               "-c", source, "-o", os.path.join(tmp, "kernel.o")]
         run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
         sys.exit(f"nvcc failed on {source} (sm_{arch}):\n{run.stderr}")

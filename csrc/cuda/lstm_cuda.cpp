@@ -29,37 +29,48 @@ class CudaStepKernels final : public StepKernels {
                  "the device query");
   }
 
-  void forward(const ForwardStepParams<float>& p, StepVariant v, bool save) const override {
-    check_launch(run_forward_step(p, v, save, stream_), "the forward step kernel");
-  }
-  void forward(const ForwardStepParams<double>& p, StepVariant v, bool save) const override {
-    check_launch(run_forward_step(p, v, save, stream_), "the forward step kernel");
-  }
-  void backward(const BackwardStepParams<float>& p, StepVariant v) const override {
-    check_launch(run_backward_step(p, v, stream_), "the backward step kernel");
-  }
-  void backward(const BackwardStepParams<double>& p, StepVariant v) const override {
-    check_launch(run_backward_step(p, v, stream_), "the backward step kernel");
-  }
   int multiprocessors() const override { return multiprocessors_; }
-  void forward_persistent(const PersistentForwardParams<float>& p, bool save) const override {
-    check_launch(run_forward_persistent(p, save, stream_), "the persistent forward kernel");
+  int persistent_capacity(StorageType type, bool backward, size_t shared) const override {
+    return visit_storage(type, [&](auto tag) {
+      return gpu::persistent_capacity<decltype(tag)>(backward, shared);
+    });
   }
-  void forward_persistent(const PersistentForwardParams<double>& p, bool save) const override {
-    check_launch(run_forward_persistent(p, save, stream_), "the persistent forward kernel");
+
+ protected:
+  void launch_forward_step(StorageType type, const void* p, StepVariant v,
+                           bool save) const override {
+    visit_storage(type, [&](auto tag) {
+      check_launch(run_forward_step(params<ForwardStepParams<decltype(tag)>>(p), v, save, stream_),
+                   "the forward step kernel");
+    });
   }
-  void backward_persistent(const PersistentBackwardParams<float>& p) const override {
-    check_launch(run_backward_persistent(p, stream_), "the persistent backward kernel");
+  void launch_backward_step(StorageType type, const void* p, StepVariant v) const override {
+    visit_storage(type, [&](auto tag) {
+      check_launch(run_backward_step(params<BackwardStepParams<decltype(tag)>>(p), v, stream_),
+                   "the backward step kernel");
+    });
   }
-  void backward_persistent(const PersistentBackwardParams<double>& p) const override {
-    check_launch(run_backward_persistent(p, stream_), "the persistent backward kernel");
+  void launch_forward_persistent(StorageType type, const void* p, bool save) const override {
+    visit_storage(type, [&](auto tag) {
+      check_launch(
+          run_forward_persistent(params<PersistentForwardParams<decltype(tag)>>(p), save, stream_),
+          "the persistent forward kernel");
+    });
   }
-  int persistent_capacity(bool backward, bool is_double, size_t shared_bytes) const override {
-    return is_double ? gpu::persistent_capacity<double>(backward, shared_bytes)
-                     : gpu::persistent_capacity<float>(backward, shared_bytes);
+  void launch_backward_persistent(StorageType type, const void* p) const override {
+    visit_storage(type, [&](auto tag) {
+      check_launch(
+          run_backward_persistent(params<PersistentBackwardParams<decltype(tag)>>(p), stream_),
+          "the persistent backward kernel");
+    });
   }
 
  private:
+  template <typename Params>
+  static const Params& params(const void* p) {
+    return *static_cast<const Params*>(p);
+  }
+
   cudaStream_t stream_;
   int multiprocessors_ = 1;
 };

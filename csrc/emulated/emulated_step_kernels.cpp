@@ -25,6 +25,11 @@ struct SimCooperativeLaunch {
   }
 };
 
+template <typename Params>
+const Params& params(const void* p) {
+  return *static_cast<const Params*>(p);
+}
+
 class EmulatedStepKernels final : public StepKernels {
  public:
   EmulatedStepKernels(Order order, uint64_t seed) {
@@ -35,51 +40,41 @@ class EmulatedStepKernels final : public StepKernels {
     options.seed = seed;
     sim::set_options(options);
   }
-  void forward(const ForwardStepParams<float>& p, StepVariant v, bool save) const override {
-    run_forward(p, v, save);
-  }
-  void forward(const ForwardStepParams<double>& p, StepVariant v, bool save) const override {
-    run_forward(p, v, save);
-  }
-  void backward(const BackwardStepParams<float>& p, StepVariant v) const override {
-    run_backward(p, v);
-  }
-  void backward(const BackwardStepParams<double>& p, StepVariant v) const override {
-    run_backward(p, v);
-  }
+
   int multiprocessors() const override { return kEmulatedMultiprocessors; }
-  void forward_persistent(const PersistentForwardParams<float>& p, bool save) const override {
-    run_forward_persistent(p, save);
-  }
-  void forward_persistent(const PersistentForwardParams<double>& p, bool save) const override {
-    run_forward_persistent(p, save);
-  }
-  void backward_persistent(const PersistentBackwardParams<float>& p) const override {
-    run_backward_persistent(p);
-  }
-  void backward_persistent(const PersistentBackwardParams<double>& p) const override {
-    run_backward_persistent(p);
-  }
-  int persistent_capacity(bool, bool, size_t shared_bytes) const override {
+  int persistent_capacity(StorageType, bool, size_t shared_bytes) const override {
     return shared_bytes <= kEmulatedSharedBytes ? kEmulatedMultiprocessors : 0;
   }
 
- private:
-  template <typename T>
-  static void run_forward(const ForwardStepParams<T>& p, StepVariant v, bool save) {
-    if (p.rows > 0 && p.hidden > 0) dispatch_forward_step(p, v, save, SimLaunch{});
+ protected:
+  void launch_forward_step(StorageType type, const void* p, StepVariant v,
+                           bool save) const override {
+    visit_storage(type, [&](auto tag) {
+      const auto& fp = params<ForwardStepParams<decltype(tag)>>(p);
+      if (fp.rows > 0 && fp.hidden > 0) dispatch_forward_step(fp, v, save, SimLaunch{});
+    });
   }
-  template <typename T>
-  static void run_backward(const BackwardStepParams<T>& p, StepVariant v) {
-    if (p.rows > 0 && p.proj > 0) dispatch_backward_step(p, v, SimLaunch{});
+  void launch_backward_step(StorageType type, const void* p, StepVariant v) const override {
+    visit_storage(type, [&](auto tag) {
+      const auto& bp = params<BackwardStepParams<decltype(tag)>>(p);
+      if (bp.rows > 0 && bp.proj > 0) dispatch_backward_step(bp, v, SimLaunch{});
+    });
   }
-  template <typename T>
-  static void run_forward_persistent(const PersistentForwardParams<T>& p, bool save) {
-    if (p.k_begin < p.k_end && p.hidden > 0) dispatch_persistent_forward(p, save, SimCooperativeLaunch{});
+  void launch_forward_persistent(StorageType type, const void* p, bool save) const override {
+    visit_storage(type, [&](auto tag) {
+      const auto& fp = params<PersistentForwardParams<decltype(tag)>>(p);
+      if (fp.k_begin < fp.k_end && fp.hidden > 0) {
+        dispatch_persistent_forward(fp, save, SimCooperativeLaunch{});
+      }
+    });
   }
-  template <typename T>
-  static void run_backward_persistent(const PersistentBackwardParams<T>& p) {
-    if (p.sched.steps > 0 && p.hidden > 0) dispatch_persistent_backward(p, SimCooperativeLaunch{});
+  void launch_backward_persistent(StorageType type, const void* p) const override {
+    visit_storage(type, [&](auto tag) {
+      const auto& bp = params<PersistentBackwardParams<decltype(tag)>>(p);
+      if (bp.sched.steps > 0 && bp.hidden > 0) {
+        dispatch_persistent_backward(bp, SimCooperativeLaunch{});
+      }
+    });
   }
 };
 

@@ -11,12 +11,13 @@
 #include <ATen/Dispatch.h>
 
 #include <limits>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "../backend_switch.h"
-#include "../kernels/accumulate.cuh"
+#include "../kernels/storage_types.h"
 #include "../lstm_args.h"
 
 namespace fastlstm {
@@ -24,17 +25,76 @@ namespace {
 
 using at::Tensor;
 
+// The kernels' storage type of a torch dtype: the same bits, torch-free.
+template <typename scalar_t>
+struct KernelStorage {
+  using type = scalar_t;
+};
+template <>
+struct KernelStorage<c10::Half> {
+  using type = half_t;
+};
+template <>
+struct KernelStorage<c10::BFloat16> {
+  using type = bfloat16_t;
+};
+
+template <typename K>
+K* data(const Tensor& t) {
+  TORCH_INTERNAL_ASSERT(t.element_size() == sizeof(K));
+  return static_cast<K*>(t.data_ptr());
+}
+
+template <typename K>
+K* data_or_null(const Tensor& t, bool present) {
+  return present ? data<K>(t) : nullptr;
+}
+
 std::optional<Tensor> contiguous(const std::optional<Tensor>& t) {
   return t ? std::optional(t->contiguous()) : std::nullopt;
 }
 
-// The forced variant, or narrow tiles unless they would fill every SM twice.
-StepVariant pick_variant(const StepKernels& kernels, int64_t narrow_blocks) {
+// Half and bfloat16 run their products on Tensor Cores where the WMMA tiles
+// fit: H and P multiples of 16, W_hh 32-byte aligned.
+template <typename T>
+const char* tensor_cores_refused(const LayerShape& s, const Tensor& w_hh) {
+  if (!std::is_same_v<T, half_t> && !std::is_same_v<T, bfloat16_t>) {
+    return "Tensor Core kernels take half or bfloat16 storage";
+  }
+  if (!TensorCoreTile::fits(static_cast<int>(s.hidden), static_cast<int>(s.proj))) {
+    return "Tensor Core kernels need hidden_size and proj_size multiples of 16";
+  }
+  if (reinterpret_cast<uintptr_t>(w_hh.data_ptr()) % 32 != 0) {
+    return "Tensor Core kernels need W_hh 32-byte aligned";
+  }
+  return nullptr;
+}
+
+// The forced variant; else Tensor Cores where they apply, else narrow tiles
+// unless those would fill every SM twice.
+template <typename T>
+StepVariant pick_variant(const StepKernels& kernels, const LayerShape& s, const Tensor& w_hh,
+                         int64_t narrow_blocks) {
   const std::string forced = current_backend().kernel;
+  const char* refused = tensor_cores_refused<T>(s, w_hh);
+  if (forced == "tensor_core") {
+    TORCH_CHECK(!refused, "fastlstm: kernel='tensor_core' cannot run this layer (hidden ",
+                s.hidden, ", proj ", s.proj, "): ", refused);
+    return StepVariant::kTensorCore;
+  }
   if (forced == "step_wide") return StepVariant::kWide;
   if (forced == "step_narrow") return StepVariant::kNarrow;
+  if (!refused) return StepVariant::kTensorCore;
   return narrow_blocks >= 2 * kernels.multiprocessors() ? StepVariant::kWide
                                                         : StepVariant::kNarrow;
+}
+
+const char* variant_name(StepVariant v) {
+  switch (v) {
+    case StepVariant::kWide: return "step_wide";
+    case StepVariant::kTensorCore: return "tensor_core";
+    default: return "step_narrow";
+  }
 }
 
 // Auto picks the persistent kernels up to this batch: beyond it a step has
@@ -56,8 +116,8 @@ PersistentPlan plan_persistent(const StepKernels& kernels, const LayerShape& s, 
   for (int units = 1; units <= PersistentTile::kMaxUnits; ++units) {
     const size_t elems = backward ? PersistentTile::backward_elems(H, units, B)
                                   : PersistentTile::forward_elems(H, units, B);
-    const int capacity = kernels.persistent_capacity(backward, std::is_same_v<T, double>,
-                                                     elems * sizeof(acc_t<T>));
+    const int capacity =
+        kernels.persistent_capacity(storage_type_of<T>(), backward, elems * sizeof(acc_t<T>));
     if (capacity >= ceil_div(H, units)) return {units, ""};
   }
   return {0, "its W_hh slices and per-row state do not fit on chip at this hidden size and batch"};
@@ -97,16 +157,17 @@ Tensor index_tensor(const std::vector<int64_t>& rows, const at::Device& device) 
 struct ForwardTensors {
   Tensor input, w_ih, w_hh, h0;
   std::optional<Tensor> bias, w_hr;
-  Tensor gates;    // [N, 4H] (or a chunk): the projection, then the activated gates
-  Tensor cells;    // [N, H] when saving
-  Tensor output;   // [N, P]
-  Tensor c_state;  // [B, H]: c0 in, c_n out
+  Tensor projection;  // [N, 4H] (or a chunk's rows): x W_ihᵀ + b, in the storage dtype
+  Tensor gates;       // [N, 4H] when saving: the activated gates (may be `projection`)
+  Tensor cells;       // [N, H] when saving
+  Tensor output;      // [N, P]
+  Tensor c_state;     // [B, H], accumulation dtype: c0 in, c_n out
 };
 
-// x W_ihᵀ + b of a chunk's rows, into the gate buffer (at the chunk's rows
-// when saving, at its start otherwise).
+// x W_ihᵀ + b of a chunk's rows, into the projection buffer (at the chunk's
+// rows when saving, at its start otherwise).
 Tensor project_chunk(const StepChunk& chunk, bool save, ForwardTensors& f) {
-  Tensor pre = f.gates.narrow(0, save ? chunk.row0 : 0, chunk.rows);
+  Tensor pre = f.projection.narrow(0, save ? chunk.row0 : 0, chunk.rows);
   const Tensor x = f.input.narrow(0, chunk.row0, chunk.rows);
   if (f.bias) {
     at::addmm_out(pre, *f.bias, x, f.w_ih.t());
@@ -128,13 +189,13 @@ void forward_persistent(const StepKernels& kernels, const LayerShape& s,
   for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows_for(save))) {
     Tensor pre = project_chunk(chunk, save, f);
     PersistentForwardParams<T> p{};
-    p.pre_x = pre.data_ptr<T>();
-    p.h0 = f.h0.data_ptr<T>();
-    p.w_hh = f.w_hh.data_ptr<T>();
-    p.c_state = f.c_state.data_ptr<T>();
-    p.output = f.output.data_ptr<T>();
-    p.gates = save ? pre.data_ptr<T>() : nullptr;
-    p.cells = save ? f.cells.data_ptr<T>() : nullptr;
+    p.pre_x = data<T>(pre);
+    p.h0 = data<T>(f.h0);
+    p.w_hh = data<T>(f.w_hh);
+    p.c_state = data<acc_t<T>>(f.c_state);
+    p.output = data<T>(f.output);
+    p.gates = data_or_null<acc_t<T>>(f.gates, save);
+    p.cells = data_or_null<acc_t<T>>(f.cells, save);
     p.sched = schedule_view(device_sched, reverse);
     p.k_begin = static_cast<int>(chunk.k_begin);
     p.k_end = static_cast<int>(chunk.k_end);
@@ -156,10 +217,10 @@ void forward_steps(const StepKernels& kernels, const LayerShape& s, const StepSc
     return;
   }
   const int64_t H = s.hidden, P = s.proj;
-  const StepVariant variant =
-      pick_variant(kernels, ForwardTile::blocks_x(H) *
-                                ForwardTile::blocks_y(s.batch, StepVariant::kNarrow));
-  record_kernel(variant == StepVariant::kWide ? "step_wide" : "step_narrow");
+  const StepVariant variant = pick_variant<T>(
+      kernels, s, f.w_hh,
+      ForwardTile::blocks_x(H) * ForwardTile::blocks_y(s.batch, StepVariant::kNarrow));
+  record_kernel(variant_name(variant));
   // With a projection, o * tanh(c) lands here before the [H -> P] GEMM.
   Tensor hidden = f.w_hr ? at::empty({s.batch, H}, f.output.options()) : Tensor();
   for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows_for(save))) {
@@ -167,16 +228,16 @@ void forward_steps(const StepKernels& kernels, const LayerShape& s, const StepSc
     for (int64_t k = chunk.k_begin; k < chunk.k_end; ++k) {
       const int64_t t = sched.step_at(k, reverse), prev = sched.prev_step(t, reverse);
       const int64_t rows = sched.batch[t], off = sched.offset[t];
-      T* pre_x = pre.data_ptr<T>() + (off - chunk.row0) * 4 * H;
+      T* pre_x = data<T>(pre) + (off - chunk.row0) * 4 * H;
       ForwardStepParams<T> p{};
       p.pre_x = pre_x;
-      p.h_prev = prev >= 0 ? f.output.data_ptr<T>() + sched.offset[prev] * P : nullptr;
-      p.h0 = f.h0.data_ptr<T>();
-      p.w_hh = f.w_hh.data_ptr<T>();
-      p.c_state = f.c_state.data_ptr<T>();
-      p.h_out = f.w_hr ? hidden.data_ptr<T>() : f.output.data_ptr<T>() + off * P;
-      p.gates = save ? pre_x : nullptr;
-      p.cells = save ? f.cells.data_ptr<T>() + off * H : nullptr;
+      p.h_prev = prev >= 0 ? data<T>(f.output) + sched.offset[prev] * P : nullptr;
+      p.h0 = data<T>(f.h0);
+      p.w_hh = data<T>(f.w_hh);
+      p.c_state = data<acc_t<T>>(f.c_state);
+      p.h_out = f.w_hr ? data<T>(hidden) : data<T>(f.output) + off * P;
+      p.gates = save ? data<acc_t<T>>(f.gates) + off * 4 * H : nullptr;
+      p.cells = save ? data<acc_t<T>>(f.cells) + off * H : nullptr;
       p.rows = static_cast<int>(rows);
       p.carried = static_cast<int>(sched.carried_rows(t, reverse));
       p.hidden = static_cast<int>(H);
@@ -193,7 +254,8 @@ void forward_steps(const StepKernels& kernels, const LayerShape& s, const StepSc
 struct BackwardTensors {
   Tensor grad_output, c0, w_hh, gates, cells;
   std::optional<Tensor> w_hr;
-  Tensor dgates;             // [N, 4H]
+  Tensor dgates;             // [N, 4H], storage dtype
+  // Accumulation dtype from here on.
   Tensor dh[2], dc[2];       // [B, P], [B, H]: read one, write the other, per step
   Tensor grad_h0, grad_c0;   // [B, P], [B, H]
   Tensor dh_total;           // [N, P]: dL/dh_t of every row, with a projection
@@ -204,16 +266,16 @@ void backward_persistent(const StepKernels& kernels, const LayerShape& s,
                          const StepSchedule& sched, bool reverse, int units, BackwardTensors& b) {
   const Tensor device_sched = device_schedule(sched, b.gates.device());
   PersistentBackwardParams<T> p{};
-  p.gates = b.gates.data_ptr<T>();
-  p.cells = b.cells.data_ptr<T>();
-  p.c0 = b.c0.data_ptr<T>();
-  p.grad_output = b.grad_output.data_ptr<T>();
-  p.grad_h_n = b.dh[0].data_ptr<T>();
-  p.grad_c_n = b.dc[0].data_ptr<T>();
-  p.w_hh = b.w_hh.data_ptr<T>();
-  p.dgates = b.dgates.data_ptr<T>();
-  p.grad_h0 = b.grad_h0.data_ptr<T>();
-  p.grad_c0 = b.grad_c0.data_ptr<T>();
+  p.gates = data<acc_t<T>>(b.gates);
+  p.cells = data<acc_t<T>>(b.cells);
+  p.c0 = data<T>(b.c0);
+  p.grad_output = data<T>(b.grad_output);
+  p.grad_h_n = data<acc_t<T>>(b.dh[0]);
+  p.grad_c_n = data<acc_t<T>>(b.dc[0]);
+  p.w_hh = data<T>(b.w_hh);
+  p.dgates = data<T>(b.dgates);
+  p.grad_h0 = data<acc_t<T>>(b.grad_h0);
+  p.grad_c0 = data<acc_t<T>>(b.grad_c0);
   p.sched = schedule_view(device_sched, reverse);
   p.batch = static_cast<int>(s.batch);
   p.hidden = static_cast<int>(s.hidden);
@@ -230,37 +292,37 @@ void backward_steps(const StepKernels& kernels, const LayerShape& s, const StepS
     return;
   }
   const int64_t H = s.hidden, P = s.proj;
-  const StepVariant variant =
-      pick_variant(kernels, BackwardTile::blocks_x(P) *
-                                BackwardTile::blocks_y(s.batch, StepVariant::kNarrow));
+  const StepVariant variant = pick_variant<T>(
+      kernels, s, b.w_hh,
+      BackwardTile::blocks_x(P) * BackwardTile::blocks_y(s.batch, StepVariant::kNarrow));
   // With a projection, dL/d(o * tanh c) comes from a GEMM through W_hr.
-  Tensor dhidden = b.w_hr ? at::empty({s.batch, H}, b.gates.options()) : Tensor();
+  Tensor dhidden = b.w_hr ? at::empty({s.batch, H}, b.grad_output.options()) : Tensor();
+  const Tensor w_hr_acc = b.w_hr ? b.w_hr->to(b.dh_total.scalar_type()) : Tensor();
   int read = 0;
   for (int64_t k = sched.steps() - 1; k >= 0; --k, read = 1 - read) {
     const int64_t t = sched.step_at(k, reverse), prev = sched.prev_step(t, reverse);
     const int64_t rows = sched.batch[t], off = sched.offset[t];
     const int64_t carried = sched.carried_rows(t, reverse);
     BackwardStepParams<T> p{};
-    p.gates = b.gates.data_ptr<T>() + off * 4 * H;
-    p.cells = b.cells.data_ptr<T>() + off * H;
-    p.c_prev = prev >= 0 ? b.cells.data_ptr<T>() + sched.offset[prev] * H : nullptr;
-    p.c0 = b.c0.data_ptr<T>();
+    p.gates = data<acc_t<T>>(b.gates) + off * 4 * H;
+    p.cells = data<acc_t<T>>(b.cells) + off * H;
+    p.c_prev = prev >= 0 ? data<acc_t<T>>(b.cells) + sched.offset[prev] * H : nullptr;
+    p.c0 = data<T>(b.c0);
     if (b.w_hr) {
       Tensor dh_t = b.dh_total.narrow(0, off, rows);
       at::add_out(dh_t, b.grad_output.narrow(0, off, rows), b.dh[read].narrow(0, 0, rows));
-      Tensor dhidden_rows = dhidden.narrow(0, 0, rows);
-      at::mm_out(dhidden_rows, dh_t, *b.w_hr);
-      p.dh_out = dhidden.data_ptr<T>();
+      dhidden.narrow(0, 0, rows).copy_(at::mm(dh_t, w_hr_acc));
+      p.dh_out = data<T>(dhidden);
       p.dh_rec = nullptr;
     } else {
-      p.dh_out = b.grad_output.data_ptr<T>() + off * P;
-      p.dh_rec = b.dh[read].data_ptr<T>();
+      p.dh_out = data<T>(b.grad_output) + off * P;
+      p.dh_rec = data<acc_t<T>>(b.dh[read]);
     }
-    p.dc_next = b.dc[read].data_ptr<T>();
-    p.w_hh = b.w_hh.data_ptr<T>();
-    p.dgates = b.dgates.data_ptr<T>() + off * 4 * H;
-    p.dc_prev = b.dc[1 - read].data_ptr<T>();
-    p.dh_prev = b.dh[1 - read].data_ptr<T>();
+    p.dc_next = data<acc_t<T>>(b.dc[read]);
+    p.w_hh = data<T>(b.w_hh);
+    p.dgates = data<T>(b.dgates) + off * 4 * H;
+    p.dc_prev = data<acc_t<T>>(b.dc[1 - read]);
+    p.dh_prev = data<acc_t<T>>(b.dh[1 - read]);
     p.rows = static_cast<int>(rows);
     p.carried = static_cast<int>(carried);
     p.hidden = static_cast<int>(H);
@@ -313,26 +375,27 @@ LayerOutputs lstm_layer_with_kernels(const StepKernels& kernels, const Tensor& i
                                      const std::optional<Tensor>& batch_sizes, bool reverse,
                                      bool save_workspace) {
   const LayerShape s = check_layer_args(input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes);
-  if (is_widened(input)) {
-    return layer_in_float([&](auto&&... a) { return lstm_layer_with_kernels(kernels, a...); },
-                          input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse,
-                          save_workspace);
-  }
   const StepSchedule sched = make_schedule(s, batch_sizes);
   const auto opts = input.options();
-  const int64_t gate_rows =
+  const auto acc_opts = opts.dtype(compute_dtype(input.scalar_type()));
+  const int64_t H = s.hidden;
+  const int64_t projected_rows =
       save_workspace ? s.rows : std::min(s.rows, std::max(kInferenceChunkRows, s.batch));
   ForwardTensors f{input.contiguous(), w_ih.contiguous(), w_hh.contiguous(), h0.contiguous(),
                    contiguous(bias), contiguous(w_hr),
-                   at::empty({gate_rows, 4 * s.hidden}, opts),
-                   at::empty({save_workspace ? s.rows : 0, s.hidden}, opts),
-                   at::empty({s.rows, s.proj}, opts), c0.contiguous().clone()};
-  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer (step kernels)", [&] {
-    forward_steps<scalar_t>(kernels, s, sched, reverse, save_workspace, f);
+                   at::empty({projected_rows, 4 * H}, opts),
+                   at::empty({save_workspace ? s.rows : 0, 4 * H}, acc_opts),
+                   at::empty({save_workspace ? s.rows : 0, H}, acc_opts),
+                   at::empty({s.rows, s.proj}, opts), c0.to(acc_opts.dtype(), false, true).contiguous()};
+  // Storage of the accumulation type keeps the projection in the workspace.
+  if (save_workspace && !is_widened(input)) f.gates = f.projection;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
+                                  "fastlstm::lstm_layer (CUDA kernels)", [&] {
+    forward_steps<typename KernelStorage<scalar_t>::type>(kernels, s, sched, reverse,
+                                                           save_workspace, f);
   });
   const Tensor h_n = final_hidden(sched, reverse, f.output, f.h0);
-  if (!save_workspace) f.gates = at::empty({0, 4 * s.hidden}, opts);
-  return {f.output, h_n, f.c_state, f.gates, f.cells};
+  return {f.output, h_n, f.c_state.to(input.scalar_type()), f.gates, f.cells};
 }
 
 LayerGrads lstm_layer_backward_with_kernels(
@@ -343,30 +406,28 @@ LayerGrads lstm_layer_backward_with_kernels(
     const Tensor& gates, const Tensor& cells) {
   const LayerShape s = check_layer_args(input, h0, c0, w_ih, w_hh, std::nullopt, w_hr, batch_sizes);
   check_backward_args(s, grad_output, grad_h_n, grad_c_n, output, gates, cells);
-  if (is_widened(input)) {
-    return layer_backward_in_float(
-        [&](auto&&... a) { return lstm_layer_backward_with_kernels(kernels, a...); },
-        grad_output, grad_h_n, grad_c_n, input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, reverse,
-        output, gates, cells);
-  }
   const StepSchedule sched = make_schedule(s, batch_sizes);
-  const Tensor dh_n = grad_h_n.contiguous(), dc_n = grad_c_n.contiguous();
+  const at::ScalarType storage = input.scalar_type(), acc = compute_dtype(storage);
+  const Tensor dh_n = grad_h_n.to(acc), dc_n = grad_c_n.to(acc);
   BackwardTensors b{grad_output.contiguous(), c0.contiguous(), w_hh.contiguous(),
                     gates.contiguous(), cells.contiguous(), contiguous(w_hr),
-                    at::empty_like(gates), {dh_n.clone(), dh_n.clone()},
-                    {dc_n.clone(), dc_n.clone()}, at::empty_like(dh_n), at::empty_like(dc_n),
-                    w_hr ? at::empty_like(output) : Tensor()};
-  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer_backward (step kernels)",
-                             [&] { backward_steps<scalar_t>(kernels, s, sched, reverse, b); });
+                    at::empty(gates.sizes(), input.options()),
+                    {dh_n.clone(), dh_n.clone()}, {dc_n.clone(), dc_n.clone()},
+                    at::empty_like(dh_n), at::empty_like(dc_n),
+                    w_hr ? at::empty(output.sizes(), dh_n.options()) : Tensor()};
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, storage,
+                                  "fastlstm::lstm_layer_backward (CUDA kernels)", [&] {
+    backward_steps<typename KernelStorage<scalar_t>::type>(kernels, s, sched, reverse, b);
+  });
   const Tensor x = input.contiguous();
   const Tensor h_prev = previous_hidden(sched, reverse, output.contiguous(), h0.contiguous());
   Tensor grad_w_hr = at::empty({0}, input.options());
   if (w_hr) {
     const Tensor hidden = b.gates.narrow(1, 3 * s.hidden, s.hidden) * at::tanh(b.cells);
-    grad_w_hr = at::mm(b.dh_total.t(), hidden);
+    grad_w_hr = at::mm(b.dh_total.t(), hidden).to(storage);
   }
-  return {at::mm(b.dgates, w_ih.contiguous()), b.grad_h0, b.grad_c0, at::mm(b.dgates.t(), x),
-          at::mm(b.dgates.t(), h_prev), b.dgates.sum(0), grad_w_hr};
+  return {at::mm(b.dgates, w_ih.contiguous()), b.grad_h0.to(storage), b.grad_c0.to(storage),
+          at::mm(b.dgates.t(), x), at::mm(b.dgates.t(), h_prev), b.dgates.sum(0), grad_w_hr};
 }
 
 }  // namespace fastlstm

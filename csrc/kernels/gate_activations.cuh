@@ -5,7 +5,7 @@
 #include "kernel_prelude.cuh"
 
 #include "../gate_math.h"
-#include "accumulate.cuh"
+#include "convert.cuh"
 
 namespace fastlstm {
 
@@ -16,9 +16,9 @@ __global__ void gate_activations(const T* x,  // [n]
                                  int64_t n) {
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  const acc_t<T> v = acc_t<T>(x[i]);
-  sig[i] = T(sigmoid(v));
-  tanh[i] = T(tanh_of(v));
+  const acc_t<T> v = to_acc(x[i]);
+  sig[i] = from_acc<T>(sigmoid(v));
+  tanh[i] = from_acc<T>(tanh_of(v));
 }
 
 }  // namespace fastlstm

@@ -16,7 +16,7 @@
 #include "kernel_prelude.cuh"
 
 #include "../gate_math.h"
-#include "accumulate.cuh"
+#include "convert.cuh"
 #include "persistent_schedule.cuh"
 #include "step_params.h"
 
@@ -40,13 +40,13 @@ lstm_backward_persistent(PersistentBackwardParams<T> p) {
   const int unit = tid % U, lane = tid / U;
   for (int e = tid; e < U * depth_total; e += kThreads) {
     const int u = e / depth_total, n = e % depth_total, j = j0 + u;
-    w_slice[(size_t)u * (depth_total + 1) + n] = j < H ? Acc(p.w_hh[(size_t)n * H + j]) : Acc(0);
+    w_slice[(size_t)u * (depth_total + 1) + n] = j < H ? to_acc(p.w_hh[(size_t)n * H + j]) : Acc(0);
   }
   for (int e = tid; e < p.batch * U; e += kThreads) {
     const int j = j0 + e % U;
     const size_t cell = (size_t)(e / U) * H + j;
-    dh_units[e] = j < H ? Acc(p.grad_h_n[cell]) : Acc(0);
-    dc_units[e] = j < H ? Acc(p.grad_c_n[cell]) : Acc(0);
+    dh_units[e] = j < H ? p.grad_h_n[cell] : Acc(0);
+    dc_units[e] = j < H ? p.grad_c_n[cell] : Acc(0);
   }
   __syncthreads();
 
@@ -56,20 +56,20 @@ lstm_backward_persistent(PersistentBackwardParams<T> p) {
       const int b = e / U, j = j0 + e % U;
       if (j >= H) continue;
       const size_t row = (size_t)step.offset + b, cell = row * H + j;
-      const T* g = p.gates + row * kNumGates * H + j;
-      const Acc c_prev = b < step.carried ? Acc(p.cells[((size_t)step.prev + b) * H + j])
-                                          : Acc(p.c0[(size_t)b * H + j]);
+      const Acc* g = p.gates + row * kNumGates * H + j;
+      const Acc c_prev = b < step.carried ? p.cells[((size_t)step.prev + b) * H + j]
+                                          : to_acc(p.c0[(size_t)b * H + j]);
       const CellGrad<Acc> d = cell_backward(
-          Acc(g[(size_t)kGateI * H]), Acc(g[(size_t)kGateF * H]), Acc(g[(size_t)kGateG * H]),
-          Acc(g[(size_t)kGateO * H]), Acc(p.cells[cell]), c_prev,
-          Acc(p.grad_output[cell]) + dh_units[e], dc_units[e]);
+          g[(size_t)kGateI * H], g[(size_t)kGateF * H], g[(size_t)kGateG * H],
+          g[(size_t)kGateO * H], p.cells[cell], c_prev, to_acc(p.grad_output[cell]) + dh_units[e],
+          dc_units[e]);
       T* dg = p.dgates + row * kNumGates * H + j;
-      dg[(size_t)kGateI * H] = T(d.di);
-      dg[(size_t)kGateF * H] = T(d.df);
-      dg[(size_t)kGateG * H] = T(d.dg);
-      dg[(size_t)kGateO * H] = T(d.do_);
+      dg[(size_t)kGateI * H] = from_acc<T>(d.di);
+      dg[(size_t)kGateF * H] = from_acc<T>(d.df);
+      dg[(size_t)kGateG * H] = from_acc<T>(d.dg);
+      dg[(size_t)kGateO * H] = from_acc<T>(d.do_);
       dc_units[e] = d.dc_prev;
-      if (b >= step.carried) p.grad_c0[(size_t)b * H + j] = T(d.dc_prev);
+      if (b >= step.carried) p.grad_c0[(size_t)b * H + j] = d.dc_prev;
     }
     grid.sync();
     const T* dgates_step = p.dgates + (size_t)step.offset * depth_total;
@@ -79,7 +79,7 @@ lstm_backward_persistent(PersistentBackwardParams<T> p) {
         for (int e = tid; e < rows_per_pass * kDepth; e += kThreads) {
           const int r = e / kDepth, n = n0 + e % kDepth, b = row0 + r;
           dg_tile[r * (kDepth + 1) + e % kDepth] =
-              (b < step.rows && n < depth_total) ? Acc(dgates_step[(size_t)b * depth_total + n])
+              (b < step.rows && n < depth_total) ? to_acc(dgates_step[(size_t)b * depth_total + n])
                                                  : Acc(0);
         }
         __syncthreads();
@@ -93,7 +93,7 @@ lstm_backward_persistent(PersistentBackwardParams<T> p) {
       const int b = row0 + lane, j = j0 + unit;
       if (lane < rows_per_pass && b < step.rows && j < H) {
         dh_units[b * U + unit] = acc;
-        if (b >= step.carried) p.grad_h0[(size_t)b * H + j] = T(acc);
+        if (b >= step.carried) p.grad_h0[(size_t)b * H + j] = acc;
       }
     }
     __syncthreads();  // the next step's A reads dh_units written here by other threads

@@ -16,7 +16,7 @@
 #include "kernel_prelude.cuh"
 
 #include "../gate_math.h"
-#include "accumulate.cuh"
+#include "convert.cuh"
 #include "persistent_schedule.cuh"
 #include "step_params.h"
 
@@ -38,11 +38,12 @@ lstm_forward_persistent(PersistentForwardParams<T> p) {
   const int unit = tid % U, lane = tid / U;  // lane < rows_per_pass computes
   for (int e = tid; e < 4 * U * H; e += kThreads) {
     const int r = e / H, k = e % H, j = j0 + r % U;
-    w_slice[(size_t)r * (H + 1) + k] = j < H ? Acc(p.w_hh[(size_t)((r / U) * H + j) * H + k]) : Acc(0);
+    w_slice[(size_t)r * (H + 1) + k] =
+        j < H ? to_acc(p.w_hh[(size_t)((r / U) * H + j) * H + k]) : Acc(0);
   }
   for (int e = tid; e < p.batch * U; e += kThreads) {
     const int j = j0 + e % U;
-    c_units[e] = j < H ? Acc(p.c_state[(size_t)(e / U) * H + j]) : Acc(0);
+    c_units[e] = j < H ? p.c_state[(size_t)(e / U) * H + j] : Acc(0);
   }
   __syncthreads();
 
@@ -56,7 +57,8 @@ lstm_forward_persistent(PersistentForwardParams<T> p) {
           const int r = e / kDepth, col = k0 + e % kDepth, b = row0 + r;
           Acc v = 0;
           if (b < step.rows && col < H) {
-            v = b < step.carried ? Acc(h_prev[(size_t)b * H + col]) : Acc(p.h0[(size_t)b * H + col]);
+            v = b < step.carried ? to_acc(h_prev[(size_t)b * H + col])
+                                  : to_acc(p.h0[(size_t)b * H + col]);
           }
           h_tile[r * (kDepth + 1) + e % kDepth] = v;
         }
@@ -77,17 +79,17 @@ lstm_forward_persistent(PersistentForwardParams<T> p) {
         const size_t row = (size_t)step.offset + b;
         const size_t gate0 = (row - p.row0) * kNumGates * H + j;
         Acc pre[kNumGates];
-        for (int g = 0; g < kNumGates; ++g) pre[g] = acc[g] + Acc(p.pre_x[gate0 + (size_t)g * H]);
+        for (int g = 0; g < kNumGates; ++g) pre[g] = acc[g] + to_acc(p.pre_x[gate0 + (size_t)g * H]);
         Acc& c = c_units[b * U + unit];
         const CellState<Acc> s = cell_forward(pre[kGateI], pre[kGateF], pre[kGateG], pre[kGateO], c);
         c = s.c;
-        p.output[row * H + j] = T(s.h);
+        p.output[row * H + j] = from_acc<T>(s.h);
         if (kSaveWorkspace) {
-          p.gates[gate0 + (size_t)kGateI * H] = T(s.i);
-          p.gates[gate0 + (size_t)kGateF * H] = T(s.f);
-          p.gates[gate0 + (size_t)kGateG * H] = T(s.g);
-          p.gates[gate0 + (size_t)kGateO * H] = T(s.o);
-          p.cells[row * H + j] = T(s.c);
+          p.gates[gate0 + (size_t)kGateI * H] = s.i;
+          p.gates[gate0 + (size_t)kGateF * H] = s.f;
+          p.gates[gate0 + (size_t)kGateG * H] = s.g;
+          p.gates[gate0 + (size_t)kGateO * H] = s.o;
+          p.cells[row * H + j] = s.c;
         }
       }
     }
@@ -96,7 +98,7 @@ lstm_forward_persistent(PersistentForwardParams<T> p) {
   }
   for (int e = tid; e < p.batch * U; e += kThreads) {
     const int j = j0 + e % U;
-    if (j < H) p.c_state[(size_t)(e / U) * H + j] = T(c_units[e]);
+    if (j < H) p.c_state[(size_t)(e / U) * H + j] = c_units[e];
   }
 }
 

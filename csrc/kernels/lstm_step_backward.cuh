@@ -23,7 +23,7 @@
 #include "kernel_prelude.cuh"
 
 #include "../gate_math.h"
-#include "accumulate.cuh"
+#include "convert.cuh"
 #include "step_params.h"
 
 namespace fastlstm {
@@ -35,13 +35,12 @@ __device__ __forceinline__ CellGrad<acc_t<T>> step_cell_grad(const BackwardStepP
   using Acc = acc_t<T>;
   const int H = p.hidden;
   const size_t cell = (size_t)b * H + j;
-  const T* g = p.gates + (size_t)b * kNumGates * H + j;
-  const Acc c_prev = b < p.carried ? Acc(p.c_prev[cell]) : Acc(p.c0[cell]);
-  Acc dh = Acc(p.dh_out[cell]);
-  if (p.dh_rec) dh += Acc(p.dh_rec[cell]);
-  return cell_backward(Acc(g[(size_t)kGateI * H]), Acc(g[(size_t)kGateF * H]),
-                       Acc(g[(size_t)kGateG * H]), Acc(g[(size_t)kGateO * H]),
-                       Acc(p.cells[cell]), c_prev, dh, Acc(p.dc_next[cell]));
+  const Acc* g = p.gates + (size_t)b * kNumGates * H + j;
+  const Acc c_prev = b < p.carried ? p.c_prev[cell] : to_acc(p.c0[cell]);
+  Acc dh = to_acc(p.dh_out[cell]);
+  if (p.dh_rec) dh += p.dh_rec[cell];
+  return cell_backward(g[(size_t)kGateI * H], g[(size_t)kGateF * H], g[(size_t)kGateG * H],
+                       g[(size_t)kGateO * H], p.cells[cell], c_prev, dh, p.dc_next[cell]);
 }
 
 template <typename T, int kRowsPerThread>
@@ -70,11 +69,11 @@ lstm_backward_step(BackwardStepParams<T> p) {
         d = step_cell_grad(p, b, j);
         if (stores_dgates) {
           T* dg = p.dgates + (size_t)b * kNumGates * H + j;
-          dg[(size_t)kGateI * H] = T(d.di);
-          dg[(size_t)kGateF * H] = T(d.df);
-          dg[(size_t)kGateG * H] = T(d.dg);
-          dg[(size_t)kGateO * H] = T(d.do_);
-          p.dc_prev[(size_t)b * H + j] = T(d.dc_prev);
+          dg[(size_t)kGateI * H] = from_acc<T>(d.di);
+          dg[(size_t)kGateF * H] = from_acc<T>(d.df);
+          dg[(size_t)kGateG * H] = from_acc<T>(d.dg);
+          dg[(size_t)kGateO * H] = from_acc<T>(d.do_);
+          p.dc_prev[(size_t)b * H + j] = d.dc_prev;
         }
       }
       dgate_tile[r][kGateI * kChunkUnits + u] = d.di;
@@ -86,7 +85,7 @@ lstm_backward_step(BackwardStepParams<T> p) {
     for (int e = tid; e < kDepth * kCols; e += kThreads) {
       const int n = e / kCols, c = col0 + e % kCols;
       const int j = j0 + n % kChunkUnits, gate_row = (n / kChunkUnits) * H + j;
-      w_tile[n][e % kCols] = (j < H && c < P) ? Acc(p.w_hh[(size_t)gate_row * P + c]) : Acc(0);
+      w_tile[n][e % kCols] = (j < H && c < P) ? to_acc(p.w_hh[(size_t)gate_row * P + c]) : Acc(0);
     }
     __syncthreads();
     for (int n = 0; n < kDepth; ++n) {
@@ -100,7 +99,7 @@ lstm_backward_step(BackwardStepParams<T> p) {
   if (c >= P) return;
   for (int r = 0; r < kRowsPerThread; ++r) {
     const int b = row0 + lane + r * kRowLanes;
-    if (b < p.rows) p.dh_prev[(size_t)b * P + c] = T(acc[r]);
+    if (b < p.rows) p.dh_prev[(size_t)b * P + c] = acc[r];
   }
 }
 

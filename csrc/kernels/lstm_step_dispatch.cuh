@@ -8,7 +8,10 @@
 #include "lstm_persistent_forward.cuh"
 #include "lstm_step_backward.cuh"
 #include "lstm_step_forward.cuh"
+#include "lstm_step_tensor_core.cuh"
 #include "static_switch.h"
+
+#include <type_traits>
 
 namespace fastlstm {
 
@@ -21,9 +24,23 @@ void launch_forward_step(const ForwardStepParams<T>& p, bool save, Launch&& laun
   });
 }
 
+template <typename T>
+constexpr bool kHasTensorCoreKernels =
+    std::is_same<T, half_t>::value || std::is_same<T, bfloat16_t>::value;
+
 template <typename T, typename Launch>
 void dispatch_forward_step(const ForwardStepParams<T>& p, StepVariant variant, bool save,
                            Launch&& launch) {
+  if constexpr (kHasTensorCoreKernels<T>) {
+    if (variant == StepVariant::kTensorCore) {
+      constexpr int kTile = TensorCoreTile::kTile;
+      const dim3 grid(ceil_div(p.hidden, kTile), ceil_div(p.rows, kTile));
+      BOOL_SWITCH(save, kSave, [&] {
+        launch(grid, dim3(TensorCoreTile::kThreads), &lstm_forward_step_tensor_core<T, kSave>, p);
+      });
+      return;
+    }
+  }
   if (variant == StepVariant::kWide) {
     launch_forward_step<T, StepVariant::kWide>(p, save, launch);
   } else {
@@ -41,6 +58,13 @@ void launch_backward_step(const BackwardStepParams<T>& p, Launch&& launch) {
 template <typename T, typename Launch>
 void dispatch_backward_step(const BackwardStepParams<T>& p, StepVariant variant,
                             Launch&& launch) {
+  if constexpr (kHasTensorCoreKernels<T>) {
+    if (variant == StepVariant::kTensorCore) {
+      const dim3 grid(ceil_div(p.proj, TensorCoreTile::kCols), ceil_div(p.rows, TensorCoreTile::kTile));
+      launch(grid, dim3(TensorCoreTile::kThreads), &lstm_backward_step_tensor_core<T>, p);
+      return;
+    }
+  }
   if (variant == StepVariant::kWide) {
     launch_backward_step<T, StepVariant::kWide>(p, launch);
   } else {

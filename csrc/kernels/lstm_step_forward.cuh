@@ -20,10 +20,34 @@
 #include "kernel_prelude.cuh"
 
 #include "../gate_math.h"
-#include "accumulate.cuh"
+#include "convert.cuh"
 #include "step_params.h"
 
 namespace fastlstm {
+
+// Adds the recurrent product of row b, unit j (one value per gate) to the
+// step's input projection and runs the cell update: c_t, h_t and, when
+// saving, the workspace. Every forward step kernel ends with it.
+template <typename T, bool kSaveWorkspace>
+__device__ __forceinline__ void finish_forward_cell(const ForwardStepParams<T>& p, int b, int j,
+                                                    const acc_t<T> (&recurrent)[kNumGates]) {
+  using Acc = acc_t<T>;
+  const int H = p.hidden;
+  const size_t gate0 = (size_t)b * kNumGates * H + j, cell = (size_t)b * H + j;
+  Acc pre[kNumGates];
+  for (int g = 0; g < kNumGates; ++g) pre[g] = recurrent[g] + to_acc(p.pre_x[gate0 + (size_t)g * H]);
+  const CellState<Acc> s =
+      cell_forward(pre[kGateI], pre[kGateF], pre[kGateG], pre[kGateO], p.c_state[cell]);
+  p.c_state[cell] = s.c;
+  p.h_out[cell] = from_acc<T>(s.h);
+  if (kSaveWorkspace) {
+    p.gates[gate0 + (size_t)kGateI * H] = s.i;
+    p.gates[gate0 + (size_t)kGateF * H] = s.f;
+    p.gates[gate0 + (size_t)kGateG * H] = s.g;
+    p.gates[gate0 + (size_t)kGateO * H] = s.o;
+    p.cells[cell] = s.c;
+  }
+}
 
 template <typename T, int kRowsPerThread, bool kSaveWorkspace>
 __global__ void __launch_bounds__(ForwardTile::kThreads)
@@ -47,13 +71,13 @@ lstm_forward_step(ForwardStepParams<T> p) {
     for (int e = tid; e < kNumGates * kUnits * kDepth; e += kThreads) {
       const int r = e / kDepth, k = k0 + e % kDepth;
       const int j = unit0 + r % kUnits, gate_row = (r / kUnits) * H + j;
-      w_tile[r][e % kDepth] = (j < H && k < P) ? Acc(p.w_hh[(size_t)gate_row * P + k]) : Acc(0);
+      w_tile[r][e % kDepth] = (j < H && k < P) ? to_acc(p.w_hh[(size_t)gate_row * P + k]) : Acc(0);
     }
     for (int e = tid; e < kTileRows * kDepth; e += kThreads) {
       const int r = e / kDepth, k = k0 + e % kDepth, b = row0 + r;
       Acc v = 0;
       if (b < p.rows && k < P) {
-        v = b < p.carried ? Acc(p.h_prev[(size_t)b * P + k]) : Acc(p.h0[(size_t)b * P + k]);
+        v = b < p.carried ? to_acc(p.h_prev[(size_t)b * P + k]) : to_acc(p.h0[(size_t)b * P + k]);
       }
       h_tile[r][e % kDepth] = v;
     }
@@ -74,21 +98,8 @@ lstm_forward_step(ForwardStepParams<T> p) {
   for (int r = 0; r < kRowsPerThread; ++r) {
     const int b = row0 + lane + r * kRowLanes;
     if (b >= p.rows) break;
-    const size_t gate0 = (size_t)b * kNumGates * H + j;
-    Acc pre[kNumGates];
-    for (int g = 0; g < kNumGates; ++g) pre[g] = acc[g][r] + Acc(p.pre_x[gate0 + (size_t)g * H]);
-    const size_t cell = (size_t)b * H + j;
-    const CellState<Acc> s =
-        cell_forward(pre[kGateI], pre[kGateF], pre[kGateG], pre[kGateO], Acc(p.c_state[cell]));
-    p.c_state[cell] = T(s.c);
-    p.h_out[cell] = T(s.h);
-    if (kSaveWorkspace) {
-      p.gates[gate0 + (size_t)kGateI * H] = T(s.i);
-      p.gates[gate0 + (size_t)kGateF * H] = T(s.f);
-      p.gates[gate0 + (size_t)kGateG * H] = T(s.g);
-      p.gates[gate0 + (size_t)kGateO * H] = T(s.o);
-      p.cells[cell] = T(s.c);
-    }
+    const Acc recurrent[kNumGates] = {acc[0][r], acc[1][r], acc[2][r], acc[3][r]};
+    finish_forward_cell<T, kSaveWorkspace>(p, b, j, recurrent);
   }
 }
 

@@ -9,12 +9,15 @@
 
 #include <stddef.h>
 
+#include "storage_types.h"
+
 namespace fastlstm {
 
 // The kernels' tile shapes, one tag per variant the glue can pick or force.
 enum class StepVariant : int {
-  kNarrow = 0,  // few rows per block: more blocks for small batches
-  kWide = 1,    // twice the rows per block: W_hh read half as often
+  kNarrow = 0,      // few rows per block: more blocks for small batches
+  kWide = 1,        // twice the rows per block: W_hh read half as often
+  kTensorCore = 2,  // half/bfloat16: the products on WMMA tiles (H, P multiples of 16)
 };
 
 constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
@@ -46,6 +49,17 @@ struct BackwardTile {
   }
 };
 
+// Tiles of the Tensor Core step kernels (lstm_step_tensor_core.cuh): WMMA
+// 16x16x16 fragments, one warp per gate (forward) or per 16 columns of dh
+// (backward).
+struct TensorCoreTile {
+  static constexpr int kTile = 16;
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kCols = kTile * kWarps;  // backward: columns of dh per block
+  static constexpr bool fits(int hidden, int proj) { return hidden % kTile == 0 && proj % kTile == 0; }
+};
+
 // Tiles of the persistent kernels (lstm_persistent_*.cuh). A block owns
 // `units` consecutive hidden units (all four gates of each) and, backwards,
 // the same columns of dh; its threads cover units x rows_per_pass rows.
@@ -74,17 +88,22 @@ struct DeviceSchedule {
   bool reverse;
 };
 
+// Pointers of type T hold storage (input, weights, h, gradients flowing in
+// and out); pointers of type acc_t<T> hold the cell state, the workspace and
+// the recurrent gradients, kept in the accumulation type (float for half
+// and bfloat16) as the op's schema promises.
+
 // All steps [k_begin, k_end) of a layer direction in one cooperative launch
 // (no projection: P = H).
 template <typename T>
 struct PersistentForwardParams {
-  const T* pre_x;  // [N, 4H]: x W_ihᵀ + b, rows of steps k_begin.. at row row0
-  const T* h0;     // [B, H]
-  const T* w_hh;   // [4H, H]
-  T* c_state;      // [B, H]: c at k_begin in, c at k_end out
-  T* output;       // [N, H]: h_t of every row
-  T* gates;        // [N, 4H] (at row row0, may alias pre_x) when saving
-  T* cells;        // [N, H] when saving
+  const T* pre_x;      // [N, 4H]: x W_ihᵀ + b, rows of steps k_begin.. at row row0
+  const T* h0;         // [B, H]
+  const T* w_hh;       // [4H, H]
+  acc_t<T>* c_state;   // [B, H]: c at k_begin in, c at k_end out
+  T* output;           // [N, H]: h_t of every row
+  acc_t<T>* gates;     // [N, 4H] (at row row0; may alias pre_x) when saving
+  acc_t<T>* cells;     // [N, H] when saving
   DeviceSchedule sched;
   int k_begin, k_end, row0;  // visited steps of this launch; first row of pre_x/gates
   int batch, hidden, units;
@@ -92,48 +111,48 @@ struct PersistentForwardParams {
 
 template <typename T>
 struct PersistentBackwardParams {
-  const T* gates;        // [N, 4H]: activated gates
-  const T* cells;        // [N, H]
-  const T* c0;           // [B, H]
-  const T* grad_output;  // [N, H]
-  const T* grad_h_n;     // [B, H]
-  const T* grad_c_n;     // [B, H]
-  const T* w_hh;         // [4H, H]
-  T* dgates;             // [N, 4H]
-  T* grad_h0;            // [B, H]
-  T* grad_c0;            // [B, H]
+  const acc_t<T>* gates;     // [N, 4H]: activated gates
+  const acc_t<T>* cells;     // [N, H]
+  const T* c0;               // [B, H]
+  const T* grad_output;      // [N, H]
+  const acc_t<T>* grad_h_n;  // [B, H]
+  const acc_t<T>* grad_c_n;  // [B, H]
+  const T* w_hh;             // [4H, H]
+  T* dgates;                 // [N, 4H]
+  acc_t<T>* grad_h0;         // [B, H]
+  acc_t<T>* grad_c0;         // [B, H]
   DeviceSchedule sched;
   int batch, hidden, units;
 };
 
 template <typename T>
 struct ForwardStepParams {
-  const T* pre_x;  // [rows, 4H]: x_t W_ihᵀ + b_ih + b_hh of this step
-  const T* h_prev; // [carried, P]: h_{t-1} of the carried rows
-  const T* h0;     // [B, P]: start state of rows >= carried
-  const T* w_hh;   // [4H, P]
-  T* c_state;      // [B, H]: c_{t-1} in, c_t out, updated in place per row
-  T* h_out;        // [rows, H]: o * tanh(c_t), before any projection
-  T* gates;        // [rows, 4H]: activated gates, when saving the workspace
-                   //   (may alias pre_x: each element is read before written)
-  T* cells;        // [rows, H]: c_t, when saving the workspace
+  const T* pre_x;     // [rows, 4H]: x_t W_ihᵀ + b_ih + b_hh of this step
+  const T* h_prev;    // [carried, P]: h_{t-1} of the carried rows
+  const T* h0;        // [B, P]: start state of rows >= carried
+  const T* w_hh;      // [4H, P]
+  acc_t<T>* c_state;  // [B, H]: c_{t-1} in, c_t out, updated in place per row
+  T* h_out;           // [rows, H]: o * tanh(c_t), before any projection
+  acc_t<T>* gates;    // [rows, 4H]: activated gates, when saving the workspace
+                      //   (may alias pre_x: each element is read before written)
+  acc_t<T>* cells;    // [rows, H]: c_t, when saving the workspace
   int rows, carried, hidden, proj;
 };
 
 template <typename T>
 struct BackwardStepParams {
-  const T* gates;   // [rows, 4H]: activated gates of step t
-  const T* cells;   // [rows, H]: c_t
-  const T* c_prev;  // [carried, H]: c_{t-1} of the carried rows
-  const T* c0;      // [B, H]: start state of rows >= carried
-  const T* dh_out;  // [rows, H]: dL/dh_t from the output (or through W_hr)
-  const T* dh_rec;  // [rows, H]: dL/dh_t from step t+1; null with a projection,
-                    //   where dh_out already holds it
-  const T* dc_next; // [rows, H]: dL/dc_t from step t+1
-  const T* w_hh;    // [4H, P]
-  T* dgates;        // [rows, 4H]: dL/d(pre-activation)
-  T* dc_prev;       // [rows, H]: dL/dc_{t-1} (not dc_next: other blocks read it)
-  T* dh_prev;       // [rows, P]: dL/dh_{t-1} = dgates W_hh
+  const acc_t<T>* gates;    // [rows, 4H]: activated gates of step t
+  const acc_t<T>* cells;    // [rows, H]: c_t
+  const acc_t<T>* c_prev;   // [carried, H]: c_{t-1} of the carried rows
+  const T* c0;              // [B, H]: start state of rows >= carried
+  const T* dh_out;          // [rows, H]: dL/dh_t from the output (or through W_hr)
+  const acc_t<T>* dh_rec;   // [rows, H]: dL/dh_t from step t+1; null with a
+                            //   projection, where dh_out already holds it
+  const acc_t<T>* dc_next;  // [rows, H]: dL/dc_t from step t+1
+  const T* w_hh;            // [4H, P]
+  T* dgates;                // [rows, 4H]: dL/d(pre-activation)
+  acc_t<T>* dc_prev;        // [rows, H]: dL/dc_{t-1} (not dc_next: other blocks read it)
+  acc_t<T>* dh_prev;        // [rows, P]: dL/dh_{t-1} = dgates W_hh
   int rows, carried, hidden, proj;
 };
 

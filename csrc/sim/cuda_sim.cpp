@@ -88,6 +88,9 @@ constexpr unsigned kMaxThreadsPerBlock = 1024;
 constexpr size_t kMaxDynamicSharedBytes = 227 * 1024;  // H100's opt-in maximum
 constexpr uint64_t kMaxBlocks = uint64_t(1) << 24;
 constexpr uint64_t kMaxCooperativeBlocks = 1024;  // each is an OS thread
+// More than WMMA's 32 bytes, so that tiles at such offsets in dynamic shared
+// memory pass its alignment check.
+constexpr size_t kDynamicSharedAlignment = 128;
 
 std::mutex options_mutex;
 Options current_options;
@@ -139,11 +142,13 @@ std::string ranks_of(unsigned mask, unsigned first_rank) {
 const char* collective_name(Collective kind) {
   static const char* const names[] = {"__syncwarp",       "__shfl_sync",     "__shfl_up_sync",
                                       "__shfl_down_sync", "__shfl_xor_sync", "__ballot_sync",
-                                      "__all_sync",       "__any_sync"};
+                                      "__all_sync",       "__any_sync",      "a warp operation"};
   return names[static_cast<int>(kind)];
 }
 
-std::string call_text(Collective kind, unsigned mask, Where where) {
+// A warp operation's mask is always the full warp: its name says enough.
+std::string call_text(Collective kind, const WarpOperation* operation, unsigned mask, Where where) {
+  if (operation) return std::string(operation->name) + " at " + site(where);
   return std::string(collective_name(kind)) + "(mask " + hex(mask) + ") at " + site(where);
 }
 
@@ -369,7 +374,8 @@ struct CollectiveCall {
   unsigned mask;
   uint32_t lane_arg;  // a shuffle's source lane, delta or lane mask
   int width;
-  uint64_t value;
+  uint64_t value;                            // a warp operation's: its lane argument
+  const WarpOperation* operation = nullptr;  // for Collective::WarpOperation
 };
 
 struct Fiber {
@@ -388,6 +394,7 @@ struct PendingCollective {
   Collective kind;
   unsigned mask, arrived;
   Where where;
+  const WarpOperation* operation;
 };
 
 struct Warp {
@@ -505,7 +512,9 @@ class BlockScheduler {
 
  private:
   struct AlignedFree {
-    void operator()(unsigned char* p) const { ::operator delete[](p, std::align_val_t(16)); }
+    void operator()(unsigned char* p) const {
+      ::operator delete[](p, std::align_val_t(kDynamicSharedAlignment));
+    }
   };
 
   void prepare(const LaunchPlan& plan, unsigned block, GridBarrier* grid) {
@@ -551,7 +560,8 @@ class BlockScheduler {
   // (NaN as float or double) make reads of never-written memory show.
   void prepare_dynamic_shared(size_t bytes) {
     if (!smem_ || smem_bytes_ != bytes) {
-      smem_.reset(new (std::align_val_t(16)) unsigned char[std::max<size_t>(bytes, 1)]);
+      const auto alignment = std::align_val_t(kDynamicSharedAlignment);
+      smem_.reset(new (alignment) unsigned char[std::max<size_t>(bytes, 1)]);
       smem_bytes_ = bytes;
     }
     std::memset(smem_.get(), 0xFF, bytes);
@@ -635,21 +645,26 @@ class BlockScheduler {
     return {"?", 0};
   }
 
+  // The messages are built only on failure: this runs at every collective.
   void check_collective(const Fiber& self, const Warp& warp, const CollectiveCall& call,
                         Where where) const {
     const unsigned lane = self.rank % kWarpSize;
-    const std::string call_site = call_text(call.kind, call.mask, where) + ": ";
+    const auto call_site = [&] { return call_text(call.kind, call.operation, call.mask, where); };
+    if (call.operation && warp.present != ~0u)
+      throw sim_error(call_site(), ": needs a full warp of 32 threads, but warp ",
+                      self.rank / kWarpSize, " of a ", fibers_.size(),
+                      "-thread block has only lanes ", hex(warp.present));
     if (!(call.mask >> lane & 1))
-      throw sim_error(call_site, "the calling thread ", self.rank, " (lane ", lane,
+      throw sim_error(call_site(), ": the calling thread ", self.rank, " (lane ", lane,
                       ") is not in the mask");
     if (call.mask & ~warp.present)
-      throw sim_error(call_site, "the mask names lanes that do not exist: warp ",
+      throw sim_error(call_site(), ": the mask names lanes that do not exist: warp ",
                       self.rank / kWarpSize, " of a ", fibers_.size(), "-thread block has lanes ",
                       hex(warp.present));
     const bool valid_width =
         call.width >= 1 && call.width <= 32 && !(call.width & (call.width - 1));
     if (is_shuffle(call.kind) && !valid_width)
-      throw sim_error(call_site, "width ", call.width, " is not a power of 2 between 1 and 32");
+      throw sim_error(call_site(), ": width ", call.width, " is not a power of 2 between 1 and 32");
   }
 
   // The pending collective the caller's mask belongs to, or a new one; a
@@ -658,18 +673,24 @@ class BlockScheduler {
   PendingCollective& join_collective(Warp& warp, const CollectiveCall& call, Where where) {
     for (PendingCollective& group : warp.pending) {
       if (!(group.mask & call.mask)) continue;
-      if (group.mask == call.mask && group.kind == call.kind) return group;
-      throw sim_error("thread ", running_->rank, " calls ", call_text(call.kind, call.mask, where),
-                      " while threads ", ranks_of(group.arrived, warp.first_rank), " wait at ",
-                      call_text(group.kind, group.mask, group.where),
+      if (group.mask == call.mask && group.kind == call.kind && group.operation == call.operation)
+        return group;
+      const bool same_name = group.operation && call.operation &&
+                             std::strcmp(group.operation->name, call.operation->name) == 0;
+      throw sim_error("thread ", running_->rank, " calls ",
+                      call_text(call.kind, call.operation, call.mask, where),
+                      same_name ? " (on another type of fragment)" : "", " while threads ",
+                      ranks_of(group.arrived, warp.first_rank), " wait at ",
+                      call_text(group.kind, group.operation, group.mask, group.where),
                       ": the lanes named in a mask must all make the same call with the same mask");
     }
-    warp.pending.push_back({call.kind, call.mask, 0, where});
+    warp.pending.push_back({call.kind, call.mask, 0, where, call.operation});
     return warp.pending.back();
   }
 
   // Computes every lane's result before any lane runs on.
   void complete_collective(Warp& warp, const PendingCollective& pending) {
+    if (pending.operation) run_warp_operation(warp, pending);
     const PendingCollective group = pending;
     warp.pending.erase(warp.pending.begin() + (&pending - warp.pending.data()));
     unsigned votes = 0;
@@ -678,7 +699,8 @@ class BlockScheduler {
     for (unsigned bits = group.mask; bits; bits &= bits - 1) {
       Fiber& fiber = lane_fiber(warp, __builtin_ctz(bits));
       switch (group.kind) {
-        case Collective::SyncWarp: fiber.result = 0; break;
+        case Collective::SyncWarp:
+        case Collective::WarpOperation: fiber.result = 0; break;
         case Collective::Ballot: fiber.result = votes; break;
         case Collective::All: fiber.result = votes == group.mask; break;
         case Collective::Any: fiber.result = votes != 0; break;
@@ -691,12 +713,24 @@ class BlockScheduler {
 
   Fiber& lane_fiber(const Warp& warp, unsigned lane) { return fibers_[warp.first_rank + lane]; }
 
+  // In the last lane to arrive: the others wait, their arguments alive on
+  // their stacks, and go on only if this returns.
+  void run_warp_operation(const Warp& warp, const PendingCollective& group) {
+    void* lane_args[kWarpSize];
+    for (unsigned lane = 0; lane < kWarpSize; ++lane)
+      lane_args[lane] = reinterpret_cast<void*>(uintptr_t(lane_fiber(warp, lane).call.value));
+    const std::string error = group.operation->run(lane_args);
+    if (!error.empty())
+      throw sim_error(call_text(group.kind, group.operation, group.mask, group.where), " (warp ",
+                      warp.first_rank / kWarpSize, "): ", error);
+  }
+
   unsigned source_lane(const PendingCollective& group, const Fiber& fiber) const {
     const unsigned lane = fiber.rank % kWarpSize;
     const unsigned source = shuffle_source(group.kind, lane, fiber.call.lane_arg, fiber.call.width);
     if (source != lane && !(group.mask >> source & 1))
-      throw sim_error(call_text(group.kind, group.mask, group.where), ": thread ", fiber.rank,
-                      " (lane ", lane, ") reads lane ", source,
+      throw sim_error(call_text(group.kind, group.operation, group.mask, group.where), ": thread ",
+                      fiber.rank, " (lane ", lane, ") reads lane ", source,
                       ", which is not in the mask (undefined on a GPU)");
     return source;
   }
@@ -712,8 +746,8 @@ class BlockScheduler {
     const Warp& warp = warps_[fiber.rank / kWarpSize];
     for (const PendingCollective& group : warp.pending)
       if (group.mask >> (fiber.rank % kWarpSize) & 1)
-        return "wait at " + call_text(group.kind, group.mask, group.where) + " for threads " +
-               ranks_of(group.mask & ~group.arrived, warp.first_rank);
+        return "wait at " + call_text(group.kind, group.operation, group.mask, group.where) +
+               " for threads " + ranks_of(group.mask & ~group.arrived, warp.first_rank);
     return "wait at a warp collective";
   }
 
@@ -916,6 +950,13 @@ uint64_t warp_collective(Collective kind, unsigned mask, uint64_t value, uint32_
 }
 
 unsigned active_mask() { return scheduler_in_kernel("__activemask()").active_mask(); }
+
+void warp_operation(const WarpOperation& operation, void* lane_arg, Where where) {
+  CollectiveCall call{Collective::WarpOperation, ~0u, 0, int(kWarpSize),
+                      uint64_t(uintptr_t(lane_arg))};
+  call.operation = &operation;
+  scheduler_in_kernel(operation.name).warp_collective(call, where);
+}
 
 }  // namespace detail
 

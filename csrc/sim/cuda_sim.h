@@ -10,11 +10,13 @@
 // Build: C++17, compile and link csrc/sim/cuda_sim.cpp, -pthread. Torch-free.
 //
 // Kernels see the part of CUDA they use: the execution-space keywords,
-// __shared__, the built-in indices, barriers, warp shuffles and votes,
-// __ldg, atomicAdd, min/max and cooperative groups' this_grid() and
-// this_thread_block(). __shared__ becomes `static thread_local`, which is why
-// one OS thread never runs two blocks at once; such arrays keep the previous
-// block's values (only dynamic shared memory is poisoned at block start).
+// __shared__, __align__, the built-in indices, barriers, warp shuffles and
+// votes, __ldg, atomicAdd, min/max and cooperative groups' this_grid() and
+// this_thread_block(); cuda_sim_fp16.h adds __half and __nv_bfloat16, and
+// cuda_sim_wmma.h the WMMA functions. __shared__ becomes
+// `static thread_local`, which is why one OS thread never runs two blocks at
+// once; such arrays keep the previous block's values (only dynamic shared
+// memory is poisoned at block start).
 #pragma once
 
 #include <math.h>
@@ -25,6 +27,7 @@
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -62,7 +65,7 @@ struct SimError : std::runtime_error {
 };
 
 // The calling block's dynamic shared memory (launch's dynamic_smem bytes,
-// 16-byte aligned, filled with 0xFF bytes when the block starts).
+// 128-byte aligned, filled with 0xFF bytes when the block starts).
 void* dynamic_shared_memory();
 
 namespace detail {
@@ -83,7 +86,29 @@ struct Where {
   int line;
 };
 
-enum class Collective : uint8_t { SyncWarp, Shfl, ShflUp, ShflDown, ShflXor, Ballot, All, Any };
+enum class Collective : uint8_t {
+  SyncWarp,
+  Shfl,
+  ShflUp,
+  ShflDown,
+  ShflXor,
+  Ballot,
+  All,
+  Any,
+  WarpOperation,
+};
+
+// A warp-wide operation of the emulator's own libraries (the WMMA functions
+// of cuda_sim_wmma.h), which every lane of a full warp must call. When the
+// last lane arrives, `run` executes once, on that lane's stack, with every
+// lane's argument, and only then may any lane go on: so a lane that runs
+// ahead cannot see the operation half done, and the result does not depend
+// on the scheduling order. Kernels see only the library's functions.
+struct WarpOperation {
+  const char* name;  // as kernels spell it, for reports
+  // Does the work; returns why the lanes' arguments are invalid instead, or "".
+  std::string (*run)(void* const lane_args[32]);
+};
 
 struct KernelCall {
   void (*invoke)(const void* bound);
@@ -96,6 +121,8 @@ void sync_grid(Where where);
 uint64_t warp_collective(Collective kind, unsigned mask, uint64_t value, uint32_t lane_arg,
                          int width, Where where);
 unsigned active_mask();
+// Lanes that reach different WarpOperation objects are making different calls.
+void warp_operation(const WarpOperation& operation, void* lane_arg, Where where);
 
 template <typename Bound>
 void invoke_bound(const void* bound) {
@@ -149,6 +176,10 @@ void launch_cooperative(dim3 grid, dim3 block, size_t dynamic_smem, void (*kerne
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+// C++ allows no alignas in the middle of `static thread_local alignas(32) T`:
+// spell an aligned array `__shared__ __align__(32) T` (CUDA's idiom) or
+// `alignas(32) __shared__ T`, which both compilers accept.
 #define __shared__ static thread_local
 
 #define threadIdx (::fastlstm::sim::detail::current_coords->thread_idx)

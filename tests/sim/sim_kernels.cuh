@@ -4,6 +4,8 @@
 // scheduling order. Some kernels are wrong on purpose, as marked.
 #pragma once
 
+#include <type_traits>
+
 #include "../../csrc/kernels/kernel_prelude.cuh"
 
 namespace simtest {
@@ -158,6 +160,129 @@ __global__ void reverse_first_n(const int* in, int* out, unsigned n) {
   out[t] = values[n - 1 - t];
 }
 
+// ---- 16-bit floats and WMMA ------------------------------------------------
+
+namespace wmma = nvcuda::wmma;
+
+constexpr int kWmmaTile = 16;  // m = n = k
+
+// Per value: through __half and back, and through __nv_bfloat16 and back.
+__global__ void round_trip_16_bit(const float* in, float* via_half, float* via_bfloat16) {
+  const unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+  via_half[i] = __half2float(__float2half_rn(in[i]));
+  via_bfloat16[i] = __bfloat162float(__float2bfloat16_rn(in[i]));
+}
+
+// A variable, not a function: nvcc calls no host function from a kernel.
+template <typename Layout>
+constexpr bool kRowMajor = std::is_same<Layout, wmma::row_major>::value;
+
+// D = 2 (A B + C) for A m x k and B k x n, each stored as its fragment's
+// layout reads it (leading dimension k or m for A, n or k for B), C and D
+// m x n row-major; all multiples of 16. One warp per 16 x 16 tile of D, read
+// straight from global memory; whole warps past the last tile leave at once.
+template <typename T, typename ALayout, typename BLayout>
+__global__ void wmma_matmul(const T* a, const T* b, const float* c, float* d, int m, int n, int k) {
+  const int warp = int((blockIdx.x * blockDim.x + threadIdx.x) / warpSize);
+  const int tiles_n = n / kWmmaTile;
+  if (warp >= m / kWmmaTile * tiles_n) return;
+  const int row = warp / tiles_n * kWmmaTile, col = warp % tiles_n * kWmmaTile;
+  const bool a_row_major = kRowMajor<ALayout>, b_row_major = kRowMajor<BLayout>;
+  const unsigned lda = a_row_major ? k : m, ldb = b_row_major ? n : k;
+  wmma::fragment<wmma::accumulator, kWmmaTile, kWmmaTile, kWmmaTile, float> acc;
+  wmma::load_matrix_sync(acc, c + size_t(row) * n + col, n, wmma::mem_row_major);
+  for (int i = 0; i < k; i += kWmmaTile) {
+    wmma::fragment<wmma::matrix_a, kWmmaTile, kWmmaTile, kWmmaTile, T, ALayout> a_frag;
+    wmma::fragment<wmma::matrix_b, kWmmaTile, kWmmaTile, kWmmaTile, T, BLayout> b_frag;
+    wmma::load_matrix_sync(a_frag,
+                           a + (a_row_major ? size_t(row) * lda + i : size_t(i) * lda + row), lda);
+    wmma::load_matrix_sync(b_frag,
+                           b + (b_row_major ? size_t(i) * ldb + col : size_t(col) * ldb + i), ldb);
+    wmma::mma_sync(acc, a_frag, b_frag, acc);
+  }
+  for (int e = 0; e < acc.num_elements; ++e) acc.x[e] = 2.0f * acc.x[e];  // the same in every lane
+  wmma::store_matrix_sync(d + size_t(row) * n + col, acc, n, wmma::mem_row_major);
+}
+
+// D = A B for A m x k row-major and B k x n column-major, by blocks of
+// kWarps warps over 16 rows x 16 kWarps columns of D: the warps share each
+// 16 x 16 tile of A, staged in shared memory with padded rows, and each warp
+// stages its tile of D column-major in shared memory, from where its lanes
+// write it out row by row.
+template <typename T, int kWarps>
+__global__ void wmma_matmul_shared(const T* a, const T* b, float* d, int n, int k) {
+  constexpr int kPaddedA = kWmmaTile + 8;  // ldm: a multiple of 8 16-bit values
+  constexpr int kPaddedD = kWmmaTile + 4;  // a multiple of 4 floats
+  __shared__ __align__(32) T a_tile[kWmmaTile * kPaddedA];
+  __shared__ __align__(32) float d_tiles[kWarps][kWmmaTile * kPaddedD];
+  const int warp = int(threadIdx.x / warpSize), lane = int(threadIdx.x % warpSize);
+  const int row = blockIdx.y * kWmmaTile, col = (blockIdx.x * kWarps + warp) * kWmmaTile;
+  wmma::fragment<wmma::accumulator, kWmmaTile, kWmmaTile, kWmmaTile, float> acc;
+  wmma::fill_fragment(acc, 0.0f);
+  for (int i = 0; i < k; i += kWmmaTile) {
+    for (int e = threadIdx.x; e < kWmmaTile * kWmmaTile; e += blockDim.x) {
+      const int r = e / kWmmaTile, c = e % kWmmaTile;
+      a_tile[r * kPaddedA + c] = a[size_t(row + r) * k + i + c];
+    }
+    __syncthreads();
+    wmma::fragment<wmma::matrix_a, kWmmaTile, kWmmaTile, kWmmaTile, T, wmma::row_major> a_frag;
+    wmma::fragment<wmma::matrix_b, kWmmaTile, kWmmaTile, kWmmaTile, T, wmma::col_major> b_frag;
+    wmma::load_matrix_sync(a_frag, a_tile, kPaddedA);
+    wmma::load_matrix_sync(b_frag, b + size_t(col) * k + i, k);
+    wmma::mma_sync(acc, a_frag, b_frag, acc);
+    __syncthreads();  // every warp has read a_tile before the next one overwrites it
+  }
+  float* staged = d_tiles[warp];
+  wmma::store_matrix_sync(staged, acc, kPaddedD, wmma::mem_col_major);
+  __syncwarp();  // lanes read what other lanes' share of the store wrote
+  for (int e = lane; e < kWmmaTile * kWmmaTile; e += warpSize) {
+    const int r = e / kWmmaTile, c = e % kWmmaTile;
+    d[size_t(row + r) * n + col + c] = staged[c * kPaddedD + r];
+  }
+}
+
+// D = A B + C for one m x n x k tile, with A row-major, B and C
+// column-major, D row-major, each with its lines packed.
+template <int M, int N, int K>
+__global__ void wmma_one_tile(const __half* a, const __half* b, const float* c, float* d) {
+  wmma::fragment<wmma::matrix_a, M, N, K, __half, wmma::row_major> a_frag;
+  wmma::fragment<wmma::matrix_b, M, N, K, __half, wmma::col_major> b_frag;
+  wmma::fragment<wmma::accumulator, M, N, K, float> acc;
+  wmma::load_matrix_sync(a_frag, a, K);
+  wmma::load_matrix_sync(b_frag, b, K);
+  wmma::load_matrix_sync(acc, c, M, wmma::mem_col_major);
+  wmma::mma_sync(acc, a_frag, b_frag, acc);
+  wmma::store_matrix_sync(d, acc, N, wmma::mem_row_major);
+}
+
+// `count` products of one pair of 16 x 16 tiles per warp, for timing.
+__global__ void wmma_mma_loop(const __half* a, const __half* b, float* d, int count) {
+  wmma::fragment<wmma::matrix_a, kWmmaTile, kWmmaTile, kWmmaTile, __half, wmma::row_major> a_frag;
+  wmma::fragment<wmma::matrix_b, kWmmaTile, kWmmaTile, kWmmaTile, __half, wmma::col_major> b_frag;
+  wmma::fragment<wmma::accumulator, kWmmaTile, kWmmaTile, kWmmaTile, float> acc;
+  wmma::load_matrix_sync(a_frag, a, kWmmaTile);
+  wmma::load_matrix_sync(b_frag, b, kWmmaTile);
+  wmma::fill_fragment(acc, 0.0f);
+  for (int i = 0; i < count; ++i) wmma::mma_sync(acc, a_frag, b_frag, acc);
+  const int warp = int(threadIdx.x / warpSize);
+  wmma::store_matrix_sync(d + warp * kWmmaTile * kWmmaTile, acc, kWmmaTile, wmma::mem_row_major);
+}
+
+// Loads a 16 x 16 tile of A (row-major, leading dimension `ldm`) from
+// `offset` elements into `a`, and stores it times the identity's tile of B
+// into out (16 x 16 floats, row-major), so that out holds the tile read.
+__device__ __forceinline__ void wmma_copy_tile(const __half* a, size_t offset, unsigned ldm,
+                                               const __half* identity, float* out) {
+  wmma::fragment<wmma::matrix_a, kWmmaTile, kWmmaTile, kWmmaTile, __half, wmma::row_major> a_frag;
+  wmma::fragment<wmma::matrix_b, kWmmaTile, kWmmaTile, kWmmaTile, __half, wmma::row_major> b_frag;
+  wmma::fragment<wmma::accumulator, kWmmaTile, kWmmaTile, kWmmaTile, float> acc;
+  wmma::fill_fragment(acc, 0.0f);
+  wmma::load_matrix_sync(a_frag, a + offset, ldm);
+  wmma::load_matrix_sync(b_frag, identity, kWmmaTile);
+  wmma::mma_sync(acc, a_frag, b_frag, acc);
+  wmma::store_matrix_sync(out, acc, kWmmaTile, wmma::mem_row_major);
+}
+
 // ---- Kernels that misuse CUDA: the emulator must report them -------------
 
 // Half the warp waits at __syncthreads, the other half at __syncwarp.
@@ -206,6 +331,63 @@ __global__ void block_leaves_grid(int* out) {
   if (blockIdx.x == 1) return;
   cg::this_grid().sync();
   out[blockIdx.x] = 1;
+}
+
+// ---- WMMA misuse: a is a 32-byte aligned 64 x 64 __half matrix, identity
+// the 16 x 16 one, out a 32-byte aligned float buffer of 64 x 64 ----------
+
+// The correct use the misuses below depart from: tile (1, 1) of a.
+__global__ void wmma_copy(const __half* a, const __half* identity, float* out) {
+  wmma_copy_tile(a, 16 * 64 + 16, 64, identity, out);
+}
+
+// Only half of the warp loads: the other half has left.
+__global__ void wmma_half_warp(const __half* a, const __half* identity, float* out) {
+  if (threadIdx.x % 32 < 16) wmma_copy_tile(a, 0, 64, identity, out);
+}
+
+// The block's second warp has 16 lanes.
+__global__ void wmma_partial_warp(const __half* a, const __half* identity, float* out) {
+  wmma_copy_tile(a, 0, 64, identity, out);
+}
+
+// 8 elements (16 bytes) past an aligned address.
+__global__ void wmma_misaligned_pointer(const __half* a, const __half* identity, float* out) {
+  wmma_copy_tile(a, 8, 64, identity, out);
+}
+
+// ldm 20 is not a multiple of 8 __half values.
+__global__ void wmma_ldm_not_multiple(const __half* a, const __half* identity, float* out) {
+  wmma_copy_tile(a, 0, 20, identity, out);
+}
+
+// Lane 5 passes another leading dimension.
+__global__ void wmma_lane_dependent_ldm(const __half* a, const __half* identity, float* out) {
+  wmma_copy_tile(a, 0, threadIdx.x == 5 ? 24 : 64, identity, out);
+}
+
+// x[0] depends on the lane, whose share of the tile CUDA leaves unspecified.
+__global__ void wmma_lane_dependent_fragment(const __half*, const __half*, float* out) {
+  wmma::fragment<wmma::accumulator, kWmmaTile, kWmmaTile, kWmmaTile, float> acc;
+  wmma::fill_fragment(acc, 0.0f);
+  acc.x[0] = float(threadIdx.x);
+  wmma::store_matrix_sync(out, acc, kWmmaTile, wmma::mem_row_major);
+}
+
+// Odd lanes reach a __syncwarp while even lanes load a tile.
+__global__ void wmma_mixed_with_syncwarp(const __half* a, const __half* identity, float* out) {
+  if (threadIdx.x % 2) {
+    __syncwarp();
+  } else {
+    wmma_copy_tile(a, 0, 64, identity, out);
+  }
+}
+
+// Rows 8 floats apart overlap a 16-column tile.
+__global__ void wmma_overlapping_store(const __half*, const __half*, float* out) {
+  wmma::fragment<wmma::accumulator, kWmmaTile, kWmmaTile, kWmmaTile, float> acc;
+  wmma::fill_fragment(acc, 1.0f);
+  wmma::store_matrix_sync(out, acc, 8, wmma::mem_row_major);
 }
 
 // Ten barriers, for timing the emulator.

@@ -1,0 +1,6 @@
+// The half_t instances of the CUDA kernels and their launchers.
+#include "step_launch.cuh"
+
+namespace fastlstm::gpu {
+FASTLSTM_INSTANTIATE_STEP_LAUNCH(half_t);
+}  // namespace fastlstm::gpu
