@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "../backend_switch.h"
@@ -19,6 +20,7 @@
 #include "../widen.h"
 #include "cell_loops.h"
 #include "gemm.h"
+#include "recurrent.h"
 
 namespace fastlstm::cpu {
 namespace {
@@ -37,10 +39,44 @@ struct ForwardBuffers {
   bool saved;     // gates and cells keep every step (for backward)
 };
 
+// The input projection of each chunk as one GEMM, then the steps in one
+// persistent parallel region (recurrent.h); h_n is gathered at the end.
+void run_forward_persistent(const LayerShape& s, const StepSchedule& sched, bool reverse,
+                            const Tensor& input, const Tensor& w_ih, const Tensor& bias,
+                            const Tensor& w_hh, const Tensor& h0, ForwardBuffers& buf) {
+  const int64_t H = s.hidden;
+  const Tensor w_ih_t = w_ih.t().contiguous();  // [I, 4H]
+  const Tensor gate_panels = pack_gate_panels(w_hh);
+  PersistentForward f{&sched, reverse, H, gate_panels.data_ptr<float>(), bias.data_ptr<float>(),
+                      h0.data_ptr<float>(), nullptr, 0, buf.c_state.data_ptr<float>(),
+                      buf.cells.data_ptr<float>(), buf.saved, buf.output.data_ptr<float>()};
+  const int64_t chunk_rows = buf.saved ? std::numeric_limits<int64_t>::max() : kInferenceChunkRows;
+  for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows)) {
+    f.gates_row0 = buf.saved ? 0 : chunk.row0;
+    f.gates = buf.gates.data_ptr<float>();
+    gemm<float>(chunk.rows, 4 * H, s.input, input.data_ptr<float>() + chunk.row0 * s.input,
+                s.input, w_ih_t.data_ptr<float>(), 4 * H,
+                f.gates + (chunk.row0 - f.gates_row0) * 4 * H, 4 * H, false);
+    persistent_forward_steps(f, chunk.k_begin, chunk.k_end);
+  }
+  const std::vector<int64_t> last = sched.last_rows(reverse);
+  float* h_n = buf.h_state.data_ptr<float>();
+  for (size_t b = 0; b < last.size(); ++b) {
+    std::memcpy(h_n + b * H, f.output + last[b] * H, H * sizeof(float));
+  }
+}
+
 template <typename T>
 void run_forward(const LayerShape& s, const StepSchedule& sched, bool reverse, const Tensor& input,
                  const Tensor& w_ih, const Tensor& bias, const Tensor& w_hh,
                  const std::optional<Tensor>& w_hr, ForwardBuffers& buf) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (sched.steps() > 1 && use_persistent_forward(s, input.scalar_type(), w_hr.has_value())) {
+      // h0 is read until the last step; h_n is written over it only after.
+      run_forward_persistent(s, sched, reverse, input, w_ih, bias, w_hh, buf.h_state, buf);
+      return;
+    }
+  }
   const int64_t H = s.hidden, P = s.proj;
   // Transposed copies for the GEMM ukernel pay off only over several steps.
   const bool reused = sched.steps() > 1;
@@ -118,6 +154,17 @@ void run_backward(const LayerShape& s, const StepSchedule& sched, bool reverse,
                   const Tensor& grad_output, const Tensor& c0, const Tensor& w_hh,
                   const std::optional<Tensor>& w_hr, const Tensor& gates, const Tensor& cells,
                   Tensor& dgates, Tensor& dh_state, Tensor& dc_state, Tensor& dh_total) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_persistent_backward(s, gates.scalar_type(), w_hr.has_value())) {
+      const Tensor column_panels = pack_column_panels(w_hh);
+      persistent_backward_steps({&sched, reverse, s.hidden, column_panels.data_ptr<float>(),
+                                 gates.data_ptr<float>(), cells.data_ptr<float>(),
+                                 c0.data_ptr<float>(), grad_output.data_ptr<float>(),
+                                 dh_state.data_ptr<float>(), dc_state.data_ptr<float>(),
+                                 dgates.data_ptr<float>()});
+      return;
+    }
+  }
   const int64_t H = s.hidden, P = s.proj;
   // With a projection dL/d(o*tanh c) comes from a GEMM and has no second term.
   Tensor dhidden = w_hr ? at::empty({s.batch, H}, gates.options()) : Tensor();
@@ -152,12 +199,11 @@ void run_backward(const LayerShape& s, const StepSchedule& sched, bool reverse,
   }
 }
 
-// [x_t, h_{t-1}] of every row, transposed to [I + P, N]: the left operand of
-// the GEMM that gives grad_w_ih and grad_w_hh together.
+// h_{t-1} of every row [N, P]: the right operand of grad_w_hh.
 template <typename T>
-Tensor step_inputs_transposed(const StepSchedule& sched, bool reverse, const Tensor& input,
-                              const Tensor& output, const Tensor& h0) {
-  const int64_t I = input.size(1), P = output.size(1);
+Tensor step_inputs_prev(const StepSchedule& sched, bool reverse, const Tensor& output,
+                        const Tensor& h0) {
+  const int64_t P = output.size(1);
   Tensor h_prev = at::empty_like(output);
   for (int64_t t = 0; t < sched.steps(); ++t) {
     for (int64_t b = 0; b < sched.batch[t]; ++b) {
@@ -166,10 +212,7 @@ Tensor step_inputs_transposed(const StepSchedule& sched, bool reverse, const Ten
       std::memcpy(h_prev.data_ptr<T>() + (sched.offset[t] + b) * P, from, P * sizeof(T));
     }
   }
-  Tensor stacked = at::empty({I + P, input.size(0)}, input.options());
-  stacked.narrow(0, 0, I).copy_(input.t());
-  stacked.narrow(0, I, P).copy_(h_prev.t());
-  return stacked;
+  return h_prev;
 }
 
 // o * tanh(c) of every row, from the workspace: the right operand of grad_w_hr.
@@ -240,13 +283,14 @@ LayerGrads lstm_layer_backward_cpu(
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer_backward (CPU)", [&] {
     run_backward<scalar_t>(s, sched, reverse, grad_output, c0, w_hh, w_hr, gates, cells, dgates,
                            dh_state, dc_state, dh_total);
-    const Tensor lhs = step_inputs_transposed<scalar_t>(sched, reverse, input, output, h0);
-    Tensor grad_w_t = at::empty({s.input + s.proj, 4 * s.hidden}, input.options());
-    gemm<scalar_t>(s.input + s.proj, 4 * s.hidden, s.rows, lhs.data_ptr<scalar_t>(), s.rows,
-                   dgates.data_ptr<scalar_t>(), 4 * s.hidden, grad_w_t.data_ptr<scalar_t>(),
-                   4 * s.hidden, false);
-    grad_w_ih = grad_w_t.narrow(0, 0, s.input).t().contiguous();
-    grad_w_hh = grad_w_t.narrow(0, s.input, s.proj).t().contiguous();
+    const Tensor h_prev = step_inputs_prev<scalar_t>(sched, reverse, output, h0);
+    grad_w_ih = at::empty_like(w_ih);
+    grad_w_hh = at::empty_like(w_hh);
+    const RightOperand<scalar_t> products[] = {
+        {input.data_ptr<scalar_t>(), s.input, s.input, grad_w_ih.data_ptr<scalar_t>(), s.input},
+        {h_prev.data_ptr<scalar_t>(), s.proj, s.proj, grad_w_hh.data_ptr<scalar_t>(), s.proj}};
+    gemm_a_t<scalar_t>(4 * s.hidden, s.rows, dgates.data_ptr<scalar_t>(), 4 * s.hidden, products,
+                       2);
     grad_bias = column_sum<scalar_t>(dgates);
     gemm<scalar_t>(s.rows, s.input, 4 * s.hidden, dgates.data_ptr<scalar_t>(), 4 * s.hidden,
                    w_ih.data_ptr<scalar_t>(), s.input, grad_input.data_ptr<scalar_t>(), s.input,
