@@ -1,9 +1,12 @@
 """Input validation shared by LSTM and LSTMCell. Messages and exception types
 follow torch.nn.LSTM's where it has one, so that code catching those keeps
 working after the swap."""
-from types import SimpleNamespace
+from collections import namedtuple
 
 import torch
+
+# What a layer computes in; a namedtuple, which torch.compile traces.
+Compute = namedtuple("Compute", "dtype device")
 
 
 def computing_as(weight, input):
@@ -12,7 +15,7 @@ def computing_as(weight, input):
     dtype = weight.dtype
     if input.device.type == "cuda" and torch.is_autocast_enabled("cuda") and dtype.is_floating_point:
         dtype = torch.get_autocast_dtype("cuda")
-    return SimpleNamespace(dtype=dtype, device=weight.device)
+    return Compute(dtype, weight.device)
 
 
 def under_autocast(tensor, compute):
