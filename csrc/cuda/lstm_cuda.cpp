@@ -30,9 +30,10 @@ class CudaStepKernels final : public StepKernels {
   }
 
   int multiprocessors() const override { return multiprocessors_; }
-  int persistent_capacity(StorageType type, bool backward, size_t shared) const override {
+  int persistent_capacity(StorageType type, PersistentKernel kernel,
+                          size_t shared) const override {
     return visit_storage(type, [&](auto tag) {
-      return gpu::persistent_capacity<decltype(tag)>(backward, shared);
+      return gpu::persistent_capacity<decltype(tag)>(kernel, shared);
     });
   }
 

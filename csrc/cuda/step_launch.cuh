@@ -87,10 +87,22 @@ int resident_blocks(Kernel kernel, size_t shared, int device) {
 }
 
 template <typename T>
-int persistent_capacity(bool backward, size_t shared_bytes) {
+int persistent_capacity(PersistentKernel kernel, size_t shared_bytes) {
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) return 0;
-  if (backward) return resident_blocks(&lstm_backward_persistent<T>, shared_bytes, device);
+  if (kernel == PersistentKernel::kBackward) {
+    return resident_blocks(&lstm_backward_persistent<T>, shared_bytes, device);
+  }
+  if constexpr (kHasTensorCoreKernels<T>) {
+    if (kernel == PersistentKernel::kBackwardTensorCore) {
+      return resident_blocks(&lstm_backward_persistent_tensor_core<T>, shared_bytes, device);
+    }
+    if (kernel == PersistentKernel::kForwardTensorCore) {
+      return std::min(
+          resident_blocks(&lstm_forward_persistent_tensor_core<T, true>, shared_bytes, device),
+          resident_blocks(&lstm_forward_persistent_tensor_core<T, false>, shared_bytes, device));
+    }
+  }
   return std::min(resident_blocks(&lstm_forward_persistent<T, true>, shared_bytes, device),
                   resident_blocks(&lstm_forward_persistent<T, false>, shared_bytes, device));
 }
@@ -118,4 +130,4 @@ cudaError_t run_gate_activations(const T* x, T* sig, T* tanh, int64_t n, cudaStr
                                                  cudaStream_t);                                   \
   template cudaError_t run_backward_persistent<T>(const PersistentBackwardParams<T>&,            \
                                                   cudaStream_t);                                  \
-  template int persistent_capacity<T>(bool, size_t)
+  template int persistent_capacity<T>(PersistentKernel, size_t)

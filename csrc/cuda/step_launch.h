@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "../kernels/step_params.h"
+#include "../kernels/step_kernels.h"
 
 namespace fastlstm::gpu {
 
@@ -28,7 +28,7 @@ cudaError_t run_backward_persistent(const PersistentBackwardParams<T>& p, cudaSt
 // Largest cooperative grid of the persistent kernel with this much dynamic
 // shared memory per block on the current device (0: it cannot launch).
 template <typename T>
-int persistent_capacity(bool backward, size_t shared_bytes);
+int persistent_capacity(PersistentKernel kernel, size_t shared_bytes);
 
 // x: [n] -> sigmoid(x), tanh(x) as the kernels compute them (a test hook).
 template <typename T>

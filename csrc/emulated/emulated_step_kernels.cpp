@@ -42,7 +42,7 @@ class EmulatedStepKernels final : public StepKernels {
   }
 
   int multiprocessors() const override { return kEmulatedMultiprocessors; }
-  int persistent_capacity(StorageType, bool, size_t shared_bytes) const override {
+  int persistent_capacity(StorageType, PersistentKernel, size_t shared_bytes) const override {
     return shared_bytes <= kEmulatedSharedBytes ? kEmulatedMultiprocessors : 0;
   }
 

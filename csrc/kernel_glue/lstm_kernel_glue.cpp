@@ -103,24 +103,45 @@ const char* variant_name(StepVariant v) {
 constexpr int64_t kPersistentMaxBatch = 32;
 
 // Units per block of a persistent kernel for this layer (0: it does not fit),
-// the smallest with which the whole grid is co-resident.
+// the smallest with which the whole grid is co-resident; half and bfloat16
+// with H % 16 == 0 take the Tensor Core variants.
 struct PersistentPlan {
   int units = 0;
+  bool tensor_cores = false;
   const char* why_not = "";
 };
 
 template <typename T>
 PersistentPlan plan_persistent(const StepKernels& kernels, const LayerShape& s, bool backward) {
-  if (s.proj != s.hidden) return {0, "a projection (proj_size) runs on the step kernels"};
+  if (s.proj != s.hidden) return {0, false, "a projection (proj_size) runs on the step kernels"};
   const int H = static_cast<int>(s.hidden), B = static_cast<int>(s.batch);
+  const bool tensor_cores =
+      (std::is_same_v<T, half_t> || std::is_same_v<T, bfloat16_t>) && H % 16 == 0;
+  const PersistentKernel kernel =
+      backward ? (tensor_cores ? PersistentKernel::kBackwardTensorCore : PersistentKernel::kBackward)
+               : (tensor_cores ? PersistentKernel::kForwardTensorCore : PersistentKernel::kForward);
   for (int units = 1; units <= PersistentTile::kMaxUnits; ++units) {
-    const size_t elems = backward ? PersistentTile::backward_elems(H, units, B)
-                                  : PersistentTile::forward_elems(H, units, B);
-    const int capacity =
-        kernels.persistent_capacity(storage_type_of<T>(), backward, elems * sizeof(acc_t<T>));
-    if (capacity >= ceil_div(H, units)) return {units, ""};
+    size_t bytes = 0;
+    switch (kernel) {
+      case PersistentKernel::kForward:
+        bytes = PersistentTile::forward_elems(H, units, B) * sizeof(acc_t<T>);
+        break;
+      case PersistentKernel::kForwardTensorCore:
+        bytes = PersistentTile::tensor_core_forward_bytes(H, units, B);
+        break;
+      case PersistentKernel::kBackward:
+        bytes = PersistentTile::backward_elems(H, units, B) * sizeof(acc_t<T>);
+        break;
+      case PersistentKernel::kBackwardTensorCore:
+        bytes = PersistentTile::tensor_core_backward_bytes(H, units, B);
+        break;
+    }
+    if (kernels.persistent_capacity(storage_type_of<T>(), kernel, bytes) >= ceil_div(H, units)) {
+      return {units, tensor_cores, ""};
+    }
   }
-  return {0, "its W_hh slices and per-row state do not fit on chip at this hidden size and batch"};
+  return {0, false,
+          "its W_hh slices and per-row state do not fit on chip at this hidden size and batch"};
 }
 
 // Whether the persistent kernel runs: forced, refused, or the auto rule.
@@ -183,8 +204,8 @@ int64_t chunk_rows_for(bool save) {
 
 template <typename T>
 void forward_persistent(const StepKernels& kernels, const LayerShape& s,
-                        const StepSchedule& sched, bool reverse, bool save, int units,
-                        ForwardTensors& f) {
+                        const StepSchedule& sched, bool reverse, bool save,
+                        const PersistentPlan& plan, ForwardTensors& f) {
   const Tensor device_sched = device_schedule(sched, f.output.device());
   for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows_for(save))) {
     Tensor pre = project_chunk(chunk, save, f);
@@ -202,7 +223,8 @@ void forward_persistent(const StepKernels& kernels, const LayerShape& s,
     p.row0 = static_cast<int>(chunk.row0);
     p.batch = static_cast<int>(s.batch);
     p.hidden = static_cast<int>(s.hidden);
-    p.units = units;
+    p.units = plan.units;
+    p.tensor_cores = plan.tensor_cores;
     kernels.forward_persistent(p, save);
   }
 }
@@ -212,8 +234,8 @@ void forward_steps(const StepKernels& kernels, const LayerShape& s, const StepSc
                    bool reverse, bool save, ForwardTensors& f) {
   const PersistentPlan persistent = choose_persistent<T>(kernels, s, false);
   if (persistent.units > 0) {
-    record_kernel("persistent");
-    forward_persistent<T>(kernels, s, sched, reverse, save, persistent.units, f);
+    record_kernel(persistent.tensor_cores ? "persistent_tensor_core" : "persistent");
+    forward_persistent<T>(kernels, s, sched, reverse, save, persistent, f);
     return;
   }
   const int64_t H = s.hidden, P = s.proj;
@@ -263,7 +285,8 @@ struct BackwardTensors {
 
 template <typename T>
 void backward_persistent(const StepKernels& kernels, const LayerShape& s,
-                         const StepSchedule& sched, bool reverse, int units, BackwardTensors& b) {
+                         const StepSchedule& sched, bool reverse, const PersistentPlan& plan,
+                         BackwardTensors& b) {
   const Tensor device_sched = device_schedule(sched, b.gates.device());
   PersistentBackwardParams<T> p{};
   p.gates = data<acc_t<T>>(b.gates);
@@ -279,7 +302,8 @@ void backward_persistent(const StepKernels& kernels, const LayerShape& s,
   p.sched = schedule_view(device_sched, reverse);
   p.batch = static_cast<int>(s.batch);
   p.hidden = static_cast<int>(s.hidden);
-  p.units = units;
+  p.units = plan.units;
+  p.tensor_cores = plan.tensor_cores;
   kernels.backward_persistent(p);
 }
 
@@ -288,7 +312,7 @@ void backward_steps(const StepKernels& kernels, const LayerShape& s, const StepS
                     bool reverse, BackwardTensors& b) {
   const PersistentPlan persistent = choose_persistent<T>(kernels, s, true);
   if (persistent.units > 0) {
-    backward_persistent<T>(kernels, s, sched, reverse, persistent.units, b);
+    backward_persistent<T>(kernels, s, sched, reverse, persistent, b);
     return;
   }
   const int64_t H = s.hidden, P = s.proj;

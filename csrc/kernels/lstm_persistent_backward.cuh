@@ -22,13 +22,65 @@
 
 namespace fastlstm {
 
+// dL/dh and dL/dc of the block's units, [B][U] in shared memory, from
+// grad_h_n and grad_c_n.
+template <typename T>
+__device__ __forceinline__ void load_unit_grads(const PersistentBackwardParams<T>& p, int j0,
+                                                acc_t<T>* dh_units, acc_t<T>* dc_units) {
+  for (int e = threadIdx.x; e < p.batch * p.units; e += blockDim.x) {
+    const int j = j0 + e % p.units;
+    const size_t cell = (size_t)(e / p.units) * p.hidden + j;
+    dh_units[e] = j < p.hidden ? p.grad_h_n[cell] : acc_t<T>(0);
+    dc_units[e] = j < p.hidden ? p.grad_c_n[cell] : acc_t<T>(0);
+  }
+}
+
+// Phase A of a step: the gate gradients of the block's units into dgates,
+// and dL/dc_{t-1} into dc_units (and grad_c0 for rows that started from c0).
+template <typename T>
+__device__ __forceinline__ void unit_gate_grads(const PersistentBackwardParams<T>& p,
+                                                const ScheduledStep& step, int j0,
+                                                const acc_t<T>* dh_units, acc_t<T>* dc_units) {
+  using Acc = acc_t<T>;
+  const int H = p.hidden, U = p.units;
+  for (int e = threadIdx.x; e < step.rows * U; e += blockDim.x) {
+    const int b = e / U, j = j0 + e % U;
+    if (j >= H) continue;
+    const size_t row = (size_t)step.offset + b, cell = row * H + j;
+    const Acc* g = p.gates + row * kNumGates * H + j;
+    const Acc c_prev = b < step.carried ? p.cells[((size_t)step.prev + b) * H + j]
+                                        : to_acc(p.c0[(size_t)b * H + j]);
+    const CellGrad<Acc> d = cell_backward(
+        g[(size_t)kGateI * H], g[(size_t)kGateF * H], g[(size_t)kGateG * H],
+        g[(size_t)kGateO * H], p.cells[cell], c_prev, to_acc(p.grad_output[cell]) + dh_units[e],
+        dc_units[e]);
+    T* dg = p.dgates + row * kNumGates * H + j;
+    dg[(size_t)kGateI * H] = from_acc<T>(d.di);
+    dg[(size_t)kGateF * H] = from_acc<T>(d.df);
+    dg[(size_t)kGateG * H] = from_acc<T>(d.dg);
+    dg[(size_t)kGateO * H] = from_acc<T>(d.do_);
+    dc_units[e] = d.dc_prev;
+    if (b >= step.carried) p.grad_c0[(size_t)b * H + j] = d.dc_prev;
+  }
+}
+
+// End of phase B for row b, unit u: dL/dh_{t-1} for the next step, and
+// grad_h0 for a row that started from h0.
+template <typename T>
+__device__ __forceinline__ void finish_unit_dh(const PersistentBackwardParams<T>& p,
+                                               const ScheduledStep& step, int b, int u, int j0,
+                                               acc_t<T> dh, acc_t<T>* dh_units) {
+  dh_units[b * p.units + u] = dh;
+  if (b >= step.carried) p.grad_h0[(size_t)b * p.hidden + j0 + u] = dh;
+}
+
 template <typename T>
 __global__ void __launch_bounds__(PersistentTile::kThreads, 1)
 lstm_backward_persistent(PersistentBackwardParams<T> p) {
   using Acc = acc_t<T>;
   constexpr int kThreads = PersistentTile::kThreads, kDepth = PersistentTile::kDepth;
   FASTLSTM_DYNAMIC_SHARED(unsigned char, shared_bytes);
-  const int H = p.hidden, U = p.units, rows_per_pass = kThreads / U;  // PersistentTile::rows_per_pass
+  const int H = p.hidden, U = p.units, rows_per_pass = PersistentTile::rows_per_pass(U);
   const int depth_total = kNumGates * H;
   Acc* w_slice = reinterpret_cast<Acc*>(shared_bytes);   // [U][4H + 1]: W_hh[n, j0 + u]
   Acc* dg_tile = w_slice + (size_t)U * (depth_total + 1); // [rows_per_pass][kDepth + 1]
@@ -42,35 +94,12 @@ lstm_backward_persistent(PersistentBackwardParams<T> p) {
     const int u = e / depth_total, n = e % depth_total, j = j0 + u;
     w_slice[(size_t)u * (depth_total + 1) + n] = j < H ? to_acc(p.w_hh[(size_t)n * H + j]) : Acc(0);
   }
-  for (int e = tid; e < p.batch * U; e += kThreads) {
-    const int j = j0 + e % U;
-    const size_t cell = (size_t)(e / U) * H + j;
-    dh_units[e] = j < H ? p.grad_h_n[cell] : Acc(0);
-    dc_units[e] = j < H ? p.grad_c_n[cell] : Acc(0);
-  }
+  load_unit_grads(p, j0, dh_units, dc_units);
   __syncthreads();
 
   for (int k = p.sched.steps - 1; k >= 0; --k) {
     const ScheduledStep step = scheduled_step(p.sched, k);
-    for (int e = tid; e < step.rows * U; e += kThreads) {  // A
-      const int b = e / U, j = j0 + e % U;
-      if (j >= H) continue;
-      const size_t row = (size_t)step.offset + b, cell = row * H + j;
-      const Acc* g = p.gates + row * kNumGates * H + j;
-      const Acc c_prev = b < step.carried ? p.cells[((size_t)step.prev + b) * H + j]
-                                          : to_acc(p.c0[(size_t)b * H + j]);
-      const CellGrad<Acc> d = cell_backward(
-          g[(size_t)kGateI * H], g[(size_t)kGateF * H], g[(size_t)kGateG * H],
-          g[(size_t)kGateO * H], p.cells[cell], c_prev, to_acc(p.grad_output[cell]) + dh_units[e],
-          dc_units[e]);
-      T* dg = p.dgates + row * kNumGates * H + j;
-      dg[(size_t)kGateI * H] = from_acc<T>(d.di);
-      dg[(size_t)kGateF * H] = from_acc<T>(d.df);
-      dg[(size_t)kGateG * H] = from_acc<T>(d.dg);
-      dg[(size_t)kGateO * H] = from_acc<T>(d.do_);
-      dc_units[e] = d.dc_prev;
-      if (b >= step.carried) p.grad_c0[(size_t)b * H + j] = d.dc_prev;
-    }
+    unit_gate_grads(p, step, j0, dh_units, dc_units);  // A
     grid.sync();
     const T* dgates_step = p.dgates + (size_t)step.offset * depth_total;
     for (int row0 = 0; row0 < step.rows; row0 += rows_per_pass) {  // B
@@ -92,8 +121,7 @@ lstm_backward_persistent(PersistentBackwardParams<T> p) {
       }
       const int b = row0 + lane, j = j0 + unit;
       if (lane < rows_per_pass && b < step.rows && j < H) {
-        dh_units[b * U + unit] = acc;
-        if (b >= step.carried) p.grad_h0[(size_t)b * H + j] = acc;
+        finish_unit_dh(p, step, b, unit, j0, acc, dh_units);
       }
     }
     __syncthreads();  // the next step's A reads dh_units written here by other threads

@@ -22,13 +22,58 @@
 
 namespace fastlstm {
 
+// The cell state of the block's units, [B][U] in shared memory, from and
+// back to c_state: it stays on chip for all the launch's steps.
+template <typename T>
+__device__ __forceinline__ void load_unit_cells(const PersistentForwardParams<T>& p, int j0,
+                                                acc_t<T>* c_units) {
+  for (int e = threadIdx.x; e < p.batch * p.units; e += blockDim.x) {
+    const int j = j0 + e % p.units;
+    c_units[e] = j < p.hidden ? p.c_state[(size_t)(e / p.units) * p.hidden + j] : acc_t<T>(0);
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ void store_unit_cells(const PersistentForwardParams<T>& p, int j0,
+                                                 const acc_t<T>* c_units) {
+  for (int e = threadIdx.x; e < p.batch * p.units; e += blockDim.x) {
+    const int j = j0 + e % p.units;
+    if (j < p.hidden) p.c_state[(size_t)(e / p.units) * p.hidden + j] = c_units[e];
+  }
+}
+
+// Cell update of row b, unit j of a step from its recurrent products (one
+// per gate); c is the unit's cell state in shared memory.
+template <typename T, bool kSaveWorkspace>
+__device__ __forceinline__ void finish_persistent_cell(const PersistentForwardParams<T>& p,
+                                                       const ScheduledStep& step, int b, int j,
+                                                       const acc_t<T> (&recurrent)[kNumGates],
+                                                       acc_t<T>& c) {
+  using Acc = acc_t<T>;
+  const int H = p.hidden;
+  const size_t row = (size_t)step.offset + b;
+  const size_t gate0 = (row - p.row0) * kNumGates * H + j;
+  Acc pre[kNumGates];
+  for (int g = 0; g < kNumGates; ++g) pre[g] = recurrent[g] + to_acc(p.pre_x[gate0 + (size_t)g * H]);
+  const CellState<Acc> s = cell_forward(pre[kGateI], pre[kGateF], pre[kGateG], pre[kGateO], c);
+  c = s.c;
+  p.output[row * H + j] = from_acc<T>(s.h);
+  if (kSaveWorkspace) {
+    p.gates[gate0 + (size_t)kGateI * H] = s.i;
+    p.gates[gate0 + (size_t)kGateF * H] = s.f;
+    p.gates[gate0 + (size_t)kGateG * H] = s.g;
+    p.gates[gate0 + (size_t)kGateO * H] = s.o;
+    p.cells[row * H + j] = s.c;
+  }
+}
+
 template <typename T, bool kSaveWorkspace>
 __global__ void __launch_bounds__(PersistentTile::kThreads, 1)
 lstm_forward_persistent(PersistentForwardParams<T> p) {
   using Acc = acc_t<T>;
   constexpr int kThreads = PersistentTile::kThreads, kDepth = PersistentTile::kDepth;
   FASTLSTM_DYNAMIC_SHARED(unsigned char, shared_bytes);
-  const int H = p.hidden, U = p.units, rows_per_pass = kThreads / U;  // PersistentTile::rows_per_pass
+  const int H = p.hidden, U = p.units, rows_per_pass = PersistentTile::rows_per_pass(U);
   Acc* w_slice = reinterpret_cast<Acc*>(shared_bytes);  // [4U][H + 1]: row g*U + u
   Acc* h_tile = w_slice + (size_t)4 * U * (H + 1);       // [rows_per_pass][kDepth + 1]
   Acc* c_units = h_tile + rows_per_pass * (kDepth + 1);  // [B][U]
@@ -41,10 +86,7 @@ lstm_forward_persistent(PersistentForwardParams<T> p) {
     w_slice[(size_t)r * (H + 1) + k] =
         j < H ? to_acc(p.w_hh[(size_t)((r / U) * H + j) * H + k]) : Acc(0);
   }
-  for (int e = tid; e < p.batch * U; e += kThreads) {
-    const int j = j0 + e % U;
-    c_units[e] = j < H ? p.c_state[(size_t)(e / U) * H + j] : Acc(0);
-  }
+  load_unit_cells(p, j0, c_units);
   __syncthreads();
 
   for (int k = p.k_begin; k < p.k_end; ++k) {
@@ -76,30 +118,13 @@ lstm_forward_persistent(PersistentForwardParams<T> p) {
       }
       const int b = row0 + lane, j = j0 + unit;
       if (lane < rows_per_pass && b < step.rows && j < H) {
-        const size_t row = (size_t)step.offset + b;
-        const size_t gate0 = (row - p.row0) * kNumGates * H + j;
-        Acc pre[kNumGates];
-        for (int g = 0; g < kNumGates; ++g) pre[g] = acc[g] + to_acc(p.pre_x[gate0 + (size_t)g * H]);
-        Acc& c = c_units[b * U + unit];
-        const CellState<Acc> s = cell_forward(pre[kGateI], pre[kGateF], pre[kGateG], pre[kGateO], c);
-        c = s.c;
-        p.output[row * H + j] = from_acc<T>(s.h);
-        if (kSaveWorkspace) {
-          p.gates[gate0 + (size_t)kGateI * H] = s.i;
-          p.gates[gate0 + (size_t)kGateF * H] = s.f;
-          p.gates[gate0 + (size_t)kGateG * H] = s.g;
-          p.gates[gate0 + (size_t)kGateO * H] = s.o;
-          p.cells[row * H + j] = s.c;
-        }
+        finish_persistent_cell<T, kSaveWorkspace>(p, step, b, j, acc, c_units[b * U + unit]);
       }
     }
     // h_t of every block is written before any block reads it as h_{t-1}.
     grid.sync();
   }
-  for (int e = tid; e < p.batch * U; e += kThreads) {
-    const int j = j0 + e % U;
-    if (j < H) p.c_state[(size_t)(e / U) * H + j] = c_units[e];
-  }
+  store_unit_cells(p, j0, c_units);
 }
 
 }  // namespace fastlstm

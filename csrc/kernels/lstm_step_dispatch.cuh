@@ -6,6 +6,7 @@
 
 #include "lstm_persistent_backward.cuh"
 #include "lstm_persistent_forward.cuh"
+#include "lstm_persistent_tensor_core.cuh"
 #include "lstm_step_backward.cuh"
 #include "lstm_step_forward.cuh"
 #include "lstm_step_tensor_core.cuh"
@@ -15,6 +16,11 @@
 
 namespace fastlstm {
 
+template <typename T>
+constexpr bool kHasTensorCoreKernels =
+    std::is_same<T, half_t>::value || std::is_same<T, bfloat16_t>::value;
+
+
 template <typename T, StepVariant kVariant, typename Launch>
 void launch_forward_step(const ForwardStepParams<T>& p, bool save, Launch&& launch) {
   constexpr int kRows = ForwardTile::rows_per_thread(kVariant);
@@ -23,10 +29,6 @@ void launch_forward_step(const ForwardStepParams<T>& p, bool save, Launch&& laun
     launch(grid, dim3(ForwardTile::kThreads), &lstm_forward_step<T, kRows, kSave>, p);
   });
 }
-
-template <typename T>
-constexpr bool kHasTensorCoreKernels =
-    std::is_same<T, half_t>::value || std::is_same<T, bfloat16_t>::value;
 
 template <typename T, typename Launch>
 void dispatch_forward_step(const ForwardStepParams<T>& p, StepVariant variant, bool save,
@@ -77,8 +79,18 @@ void dispatch_backward_step(const BackwardStepParams<T>& p, StepVariant variant,
 template <typename T, typename Launch>
 void dispatch_persistent_forward(const PersistentForwardParams<T>& p, bool save,
                                  Launch&& launch) {
-  const size_t shared = PersistentTile::forward_elems(p.hidden, p.units, p.batch) * sizeof(acc_t<T>);
   const dim3 grid(ceil_div(p.hidden, p.units));
+  if constexpr (kHasTensorCoreKernels<T>) {
+    if (p.tensor_cores) {
+      const size_t shared = PersistentTile::tensor_core_forward_bytes(p.hidden, p.units, p.batch);
+      BOOL_SWITCH(save, kSave, [&] {
+        launch(grid, dim3(PersistentTile::kThreads), shared,
+               &lstm_forward_persistent_tensor_core<T, kSave>, p);
+      });
+      return;
+    }
+  }
+  const size_t shared = PersistentTile::forward_elems(p.hidden, p.units, p.batch) * sizeof(acc_t<T>);
   BOOL_SWITCH(save, kSave, [&] {
     launch(grid, dim3(PersistentTile::kThreads), shared, &lstm_forward_persistent<T, kSave>, p);
   });
@@ -86,6 +98,14 @@ void dispatch_persistent_forward(const PersistentForwardParams<T>& p, bool save,
 
 template <typename T, typename Launch>
 void dispatch_persistent_backward(const PersistentBackwardParams<T>& p, Launch&& launch) {
+  if constexpr (kHasTensorCoreKernels<T>) {
+    if (p.tensor_cores) {
+      launch(dim3(ceil_div(p.hidden, p.units)), dim3(PersistentTile::kThreads),
+             PersistentTile::tensor_core_backward_bytes(p.hidden, p.units, p.batch),
+             &lstm_backward_persistent_tensor_core<T>, p);
+      return;
+    }
+  }
   const size_t shared = PersistentTile::backward_elems(p.hidden, p.units, p.batch) * sizeof(acc_t<T>);
   launch(dim3(ceil_div(p.hidden, p.units)), dim3(PersistentTile::kThreads), shared,
          &lstm_backward_persistent<T>, p);

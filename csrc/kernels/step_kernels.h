@@ -16,6 +16,8 @@ namespace fastlstm {
 
 enum class StorageType { kFloat, kDouble, kHalf, kBFloat16 };
 
+enum class PersistentKernel { kForward, kForwardTensorCore, kBackward, kBackwardTensorCore };
+
 template <typename T>
 constexpr StorageType storage_type_of();
 template <>
@@ -44,10 +46,11 @@ class StepKernels {
 
   // Streaming multiprocessors the blocks of one step can spread over.
   virtual int multiprocessors() const = 0;
-  // Blocks of a persistent kernel (backward or forward) with `shared_bytes`
-  // of dynamic shared memory each that can be resident at once: the largest
-  // cooperative grid; 0 when it cannot launch at all.
-  virtual int persistent_capacity(StorageType type, bool backward, size_t shared_bytes) const = 0;
+  // Blocks of a persistent kernel with `shared_bytes` of dynamic shared
+  // memory each that can be resident at once: the largest cooperative grid;
+  // 0 when it cannot launch at all.
+  virtual int persistent_capacity(StorageType type, PersistentKernel kernel,
+                                  size_t shared_bytes) const = 0;
 
   template <typename T>
   void forward(const ForwardStepParams<T>& p, StepVariant v, bool save) const {

@@ -11,6 +11,13 @@
 
 #include "storage_types.h"
 
+// Tile arithmetic is shared by the host glue and the kernels.
+#if defined(__CUDACC__)
+#define FASTLSTM_TILE_FN __host__ __device__ constexpr
+#else
+#define FASTLSTM_TILE_FN constexpr
+#endif
+
 namespace fastlstm {
 
 // The kernels' tile shapes, one tag per variant the glue can pick or force.
@@ -67,12 +74,33 @@ struct PersistentTile {
   static constexpr int kThreads = 256;
   static constexpr int kDepth = 32;     // h / dgates columns staged per pass
   static constexpr int kMaxUnits = 32;  // so that a pass covers >= 8 rows
-  static constexpr int rows_per_pass(int units) { return kThreads / units; }
+  static FASTLSTM_TILE_FN int rows_per_pass(int units) { return kThreads / units; }
   // Dynamic shared memory, in elements of the accumulation type: the W_hh
   // slice, a staging tile, and the per-row state of the block's units.
   static constexpr size_t forward_elems(int hidden, int units, int batch) {
     return (size_t)4 * units * (hidden + 1) + (size_t)rows_per_pass(units) * (kDepth + 1) +
            (size_t)batch * units;
+  }
+  // The Tensor Core forward (half/bfloat16, H % 16 == 0), in bytes: the
+  // W_hh slice in the storage type, its 4U rows padded to whole 16-row
+  // tiles; an h staging tile of kTensorRows rows; the gate tiles in float;
+  // the cell state in float.
+  static constexpr int kTensorRows = 16 * (kThreads / 32);  // a 16-row tile per warp
+  static constexpr int kTensorStage = 64;                   // h columns staged per pass
+  static FASTLSTM_TILE_FN int padded_gate_rows(int units) { return 16 * ((4 * units + 15) / 16); }
+  static constexpr size_t tensor_core_forward_bytes(int hidden, int units, int batch) {
+    return (size_t)padded_gate_rows(units) * (hidden + 8) * 2 +
+           (size_t)kTensorRows * (kTensorStage + 8) * 2 +
+           (size_t)kTensorRows * padded_gate_rows(units) * 4 + (size_t)batch * units * 4;
+  }
+  // The Tensor Core backward, in bytes: W_hh's columns of the block's units
+  // as rows of the storage type, padded to whole 16-unit tiles; a dgates
+  // staging tile; the dh tiles in float; dL/dh and dL/dc in float.
+  static FASTLSTM_TILE_FN int padded_units(int units) { return 16 * ((units + 15) / 16); }
+  static constexpr size_t tensor_core_backward_bytes(int hidden, int units, int batch) {
+    return (size_t)padded_units(units) * (4 * hidden + 8) * 2 +
+           (size_t)kTensorRows * (kTensorStage + 8) * 2 +
+           (size_t)kTensorRows * padded_units(units) * 4 + (size_t)2 * batch * units * 4;
   }
   static constexpr size_t backward_elems(int hidden, int units, int batch) {
     return (size_t)units * (4 * hidden + 1) + (size_t)rows_per_pass(units) * (kDepth + 1) +
@@ -107,6 +135,7 @@ struct PersistentForwardParams {
   DeviceSchedule sched;
   int k_begin, k_end, row0;  // visited steps of this launch; first row of pre_x/gates
   int batch, hidden, units;
+  bool tensor_cores;         // half/bfloat16 with H % 16 == 0: the WMMA variant
 };
 
 template <typename T>
@@ -123,6 +152,7 @@ struct PersistentBackwardParams {
   acc_t<T>* grad_c0;         // [B, H]
   DeviceSchedule sched;
   int batch, hidden, units;
+  bool tensor_cores;         // half/bfloat16 with H % 16 == 0: the WMMA variant
 };
 
 template <typename T>
