@@ -17,6 +17,7 @@
 
 #include "../gate_math.h"
 #include "convert.cuh"
+#include "lstm_step_backward.cuh"
 #include "persistent_schedule.cuh"
 #include "step_params.h"
 
@@ -54,11 +55,7 @@ __device__ __forceinline__ void unit_gate_grads(const PersistentBackwardParams<T
         g[(size_t)kGateI * H], g[(size_t)kGateF * H], g[(size_t)kGateG * H],
         g[(size_t)kGateO * H], p.cells[cell], c_prev, to_acc(p.grad_output[cell]) + dh_units[e],
         dc_units[e]);
-    T* dg = p.dgates + row * kNumGates * H + j;
-    dg[(size_t)kGateI * H] = from_acc<T>(d.di);
-    dg[(size_t)kGateF * H] = from_acc<T>(d.df);
-    dg[(size_t)kGateG * H] = from_acc<T>(d.dg);
-    dg[(size_t)kGateO * H] = from_acc<T>(d.do_);
+    store_gate_grads(p.dgates + row * kNumGates * H + j, d, H);
     dc_units[e] = d.dc_prev;
     if (b >= step.carried) p.grad_c0[(size_t)b * H + j] = d.dc_prev;
   }

@@ -28,6 +28,16 @@
 
 namespace fastlstm {
 
+// Stores the gate gradients of one (row, unit); dg points at the row's
+// input-gate column of the unit, the other gates follow H apart.
+template <typename T>
+__device__ __forceinline__ void store_gate_grads(T* dg, const CellGrad<acc_t<T>>& d, int H) {
+  dg[(size_t)kGateI * H] = from_acc<T>(d.di);
+  dg[(size_t)kGateF * H] = from_acc<T>(d.df);
+  dg[(size_t)kGateG * H] = from_acc<T>(d.dg);
+  dg[(size_t)kGateO * H] = from_acc<T>(d.do_);
+}
+
 // Gate gradients of one (row, unit) of the step, as cell_backward gives them.
 template <typename T>
 __device__ __forceinline__ CellGrad<acc_t<T>> step_cell_grad(const BackwardStepParams<T>& p,
@@ -68,11 +78,7 @@ lstm_backward_step(BackwardStepParams<T> p) {
       if (b < p.rows && j < H) {
         d = step_cell_grad(p, b, j);
         if (stores_dgates) {
-          T* dg = p.dgates + (size_t)b * kNumGates * H + j;
-          dg[(size_t)kGateI * H] = from_acc<T>(d.di);
-          dg[(size_t)kGateF * H] = from_acc<T>(d.df);
-          dg[(size_t)kGateG * H] = from_acc<T>(d.dg);
-          dg[(size_t)kGateO * H] = from_acc<T>(d.do_);
+          store_gate_grads(p.dgates + (size_t)b * kNumGates * H + j, d, H);
           p.dc_prev[(size_t)b * H + j] = d.dc_prev;
         }
       }

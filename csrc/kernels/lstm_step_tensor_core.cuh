@@ -105,11 +105,7 @@ lstm_backward_step_tensor_core(BackwardStepParams<T> p) {
       if (b < p.rows) {
         d = step_cell_grad(p, b, j);
         if (stores_dgates) {
-          T* dg = p.dgates + (size_t)b * kNumGates * H + j;
-          dg[(size_t)kGateI * H] = from_acc<T>(d.di);
-          dg[(size_t)kGateF * H] = from_acc<T>(d.df);
-          dg[(size_t)kGateG * H] = from_acc<T>(d.dg);
-          dg[(size_t)kGateO * H] = from_acc<T>(d.do_);
+          store_gate_grads(p.dgates + (size_t)b * kNumGates * H + j, d, H);
           p.dc_prev[(size_t)b * H + j] = d.dc_prev;
         }
       }
