@@ -170,19 +170,61 @@ class LSTM(nn.Module):
         dirs = 2 if self.bidirectional else 1
         h_n, c_n = [], []
         for layer in range(self.num_layers):
-            outputs = []
-            for direction in range(dirs):
-                k = layer * dirs + direction
-                weights = weights_as(layer_weights(self, layer, direction), rows.dtype)
-                out, h, c = lstm_layer(rows, h0[k], c0[k], *weights,
-                                       batch_sizes=batch_sizes, reverse=bool(direction))
-                outputs.append(out)
-                h_n.append(h)
-                c_n.append(c)
+            if dirs == 2 and _overlap_directions(rows):
+                results = self._directions_on_two_streams(rows, h0, c0, layer, batch_sizes)
+            else:
+                results = [self._direction(rows, h0, c0, layer, d, batch_sizes)
+                           for d in range(dirs)]
+            outputs = [out for out, _, _ in results]
+            h_n += [h for _, h, _ in results]
+            c_n += [c for _, _, c in results]
             rows = torch.cat(outputs, dim=1) if dirs == 2 else outputs[0]
             if self.dropout and self.training and layer < self.num_layers - 1:
                 rows = F.dropout(rows, self.dropout, training=True)
         return rows, torch.stack(h_n), torch.stack(c_n)
+
+    def _direction(self, rows, h0, c0, layer, direction, batch_sizes):
+        k = layer * (2 if self.bidirectional else 1) + direction
+        weights = weights_as(layer_weights(self, layer, direction), rows.dtype)
+        return lstm_layer(rows, h0[k], c0[k], *weights, batch_sizes=batch_sizes,
+                          reverse=bool(direction))
+
+    def _directions_on_two_streams(self, rows, h0, c0, layer, batch_sizes):
+        """The reverse direction on a side stream while the forward one runs on
+        the current stream: at small batch neither fills the GPU. Autograd runs
+        each backward on its forward's stream, so the backward overlaps too."""
+        main = torch.cuda.current_stream(rows.device)
+        side = _side_stream(rows.device)
+        side.wait_stream(main)
+        with torch.cuda.stream(side):
+            reverse = self._direction(rows, h0, c0, layer, 1, batch_sizes)
+        forward = self._direction(rows, h0, c0, layer, 0, batch_sizes)
+        main.wait_stream(side)
+        # The caching allocator must not hand out memory that the other
+        # stream may still read: inputs read on the side stream, outputs
+        # made there and read on the current one.
+        for t in (rows, h0, c0, *layer_weights(self, layer, 1)):
+            if t is not None:
+                t.record_stream(side)
+        for t in reverse:
+            t.record_stream(main)
+        return [forward, reverse]
+
+
+_SIDE_STREAMS = {}
+
+
+def _side_stream(device):
+    if device not in _SIDE_STREAMS:
+        _SIDE_STREAMS[device] = torch.cuda.Stream(device)
+    return _SIDE_STREAMS[device]
+
+
+def _overlap_directions(rows):
+    """Both directions at once on a GPU, in eager mode (torch.compile and CUDA
+    graph capture keep the single stream)."""
+    return (rows.is_cuda and not torch.compiler.is_compiling()
+            and not torch.cuda.is_current_stream_capturing())
 
 
 def reset_uniform(module):

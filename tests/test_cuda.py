@@ -81,3 +81,14 @@ def test_autocast_runs_in_low_precision_like_cudnn(dtype):
         ours_err = (ours[key].double() - exact[key]).abs().max().item()
         cudnn_err = (theirs[key].double() - exact[key]).abs().max().item()
         assert ours_err <= 2 * cudnn_err + 1e-3, (key, ours_err, cudnn_err)
+
+
+def test_bidirectional_on_two_streams_equals_one_stream(monkeypatch):
+    """Both directions overlap on two streams; the numbers must not change."""
+    import fastlstm.lstm as lstm_module
+    case = Case(dict(input_size=16, hidden_size=32, num_layers=2, bidirectional=True),
+                steps=9, batch=4)
+    _, fast = cuda_pair(case.config)
+    overlapped = run_module(fast, case, device="cuda")
+    monkeypatch.setattr(lstm_module, "_overlap_directions", lambda rows: False)
+    assert_results_equal(overlapped, run_module(fast, case, device="cuda"))
