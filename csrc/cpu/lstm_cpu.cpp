@@ -20,6 +20,7 @@
 #include "../widen.h"
 #include "cell_loops.h"
 #include "gemm.h"
+#include "large_buffers.h"
 #include "recurrent.h"
 
 namespace fastlstm::cpu {
@@ -131,9 +132,9 @@ LayerOutputs lstm_layer_cpu(
   const std::optional<Tensor> w_hr = contiguous(w_hr_);
   const int64_t gate_rows =
       save_workspace ? s.rows : std::min(s.rows, std::max(kInferenceChunkRows, s.batch));
-  Tensor gates = at::empty({gate_rows, 4 * s.hidden}, opts);
-  Tensor cells = at::empty({save_workspace ? s.rows : s.batch, s.hidden}, opts);
-  Tensor output = at::empty({s.rows, s.proj}, opts);
+  Tensor gates = empty_large({gate_rows, 4 * s.hidden}, opts);
+  Tensor cells = empty_large({save_workspace ? s.rows : s.batch, s.hidden}, opts);
+  Tensor output = empty_large({s.rows, s.proj}, opts);
   Tensor h_n = h0.contiguous().clone();
   Tensor c_n = c0.contiguous().clone();
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer (CPU)", [&] {
@@ -274,11 +275,11 @@ LayerGrads lstm_layer_backward_cpu(
   const Tensor cells = cells_.contiguous();
   const std::optional<Tensor> w_hr = contiguous(w_hr_);
 
-  Tensor dgates = at::empty_like(gates);
+  Tensor dgates = empty_large(gates.sizes(), gates.options());
   Tensor dh_state = grad_h_n.contiguous().clone();
   Tensor dc_state = grad_c_n.contiguous().clone();
   Tensor dh_total = w_hr ? at::empty_like(output) : Tensor();
-  Tensor grad_input = at::empty_like(input);
+  Tensor grad_input = empty_large(input.sizes(), input.options());
   Tensor grad_w_ih, grad_w_hh, grad_bias, grad_w_hr;
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer_backward (CPU)", [&] {
     run_backward<scalar_t>(s, sched, reverse, grad_output, c0, w_hh, w_hr, gates, cells, dgates,
