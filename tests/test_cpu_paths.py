@@ -3,12 +3,8 @@ region per run of steps, AVX-512 micro-kernel, float32 without projection)
 against nn.LSTM and against the batched per-step path, at 1 and 2 threads,
 with shapes that exercise its edges: hidden sizes that are not whole panels,
 more rows than one register block, packed sequences in both directions,
-inference chunks. FASTLSTM_CPU_PERSISTENT is read once per process, so each
-path runs in its own subprocess."""
-import os
-import subprocess
-import sys
-
+inference chunks. Each path forced on its own, in a subprocess, is in
+tests/test_forced_paths.py."""
 import pytest
 import torch
 
@@ -54,32 +50,3 @@ def test_inference_over_several_chunks_matches_training_forward():
     training = fast(x)
     torch.testing.assert_close(inference[0], training[0].detach(), rtol=0, atol=0)
     torch.testing.assert_close(inference[1][0], training[1][0].detach(), rtol=0, atol=0)
-
-
-PATHS_SCRIPT = """
-import torch, fastlstm
-from torch.nn.utils.rnn import pack_sequence
-torch.manual_seed(0)
-ref = torch.nn.LSTM(12, 40, num_layers=2, bidirectional=True)
-fast = fastlstm.LSTM.from_torch(ref)
-for x in (torch.randn(6, 9, 12), pack_sequence([torch.randn(n, 12) for n in (6, 4, 4, 1)])):
-    outs = []
-    for model in (ref, fast):
-        model.zero_grad()
-        y, (h, c) = model(x)
-        y = y if isinstance(y, torch.Tensor) else y.data
-        (y.sum() + h.sum() + c.sum()).backward()
-        outs.append([y, h, c] + [p.grad for p in model.parameters()])
-    for a, b in zip(*outs):
-        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
-print("parity ok")
-"""
-
-
-@pytest.mark.parametrize("persistent", ["0", "1"])
-def test_parity_on_each_recurrence_path(persistent):
-    env = dict(os.environ, FASTLSTM_CPU_PERSISTENT=persistent)
-    result = subprocess.run([sys.executable, "-c", PATHS_SCRIPT], env=env, capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "parity ok" in result.stdout

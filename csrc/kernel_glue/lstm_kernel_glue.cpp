@@ -319,9 +319,14 @@ void backward_steps(const StepKernels& kernels, const LayerShape& s, const StepS
   const StepVariant variant = pick_variant<T>(
       kernels, s, b.w_hh,
       BackwardTile::blocks_x(P) * BackwardTile::blocks_y(s.batch, StepVariant::kNarrow));
-  // With a projection, dL/d(o * tanh c) comes from a GEMM through W_hr.
-  Tensor dhidden = b.w_hr ? at::empty({s.batch, H}, b.grad_output.options()) : Tensor();
+  // With a projection, dL/d(o * tanh c) comes from a GEMM through W_hr,
+  // taken in the accumulation type and handed to the kernel in the storage
+  // type (one buffer when they are the same).
   const Tensor w_hr_acc = b.w_hr ? b.w_hr->to(b.dh_total.scalar_type()) : Tensor();
+  Tensor dhidden_acc = b.w_hr ? at::empty({s.batch, H}, b.dh_total.options()) : Tensor();
+  Tensor dhidden = b.w_hr && b.grad_output.scalar_type() != b.dh_total.scalar_type()
+                       ? at::empty({s.batch, H}, b.grad_output.options())
+                       : dhidden_acc;
   int read = 0;
   for (int64_t k = sched.steps() - 1; k >= 0; --k, read = 1 - read) {
     const int64_t t = sched.step_at(k, reverse), prev = sched.prev_step(t, reverse);
@@ -335,7 +340,9 @@ void backward_steps(const StepKernels& kernels, const LayerShape& s, const StepS
     if (b.w_hr) {
       Tensor dh_t = b.dh_total.narrow(0, off, rows);
       at::add_out(dh_t, b.grad_output.narrow(0, off, rows), b.dh[read].narrow(0, 0, rows));
-      dhidden.narrow(0, 0, rows).copy_(at::mm(dh_t, w_hr_acc));
+      Tensor dhidden_rows = dhidden_acc.narrow(0, 0, rows);
+      at::mm_out(dhidden_rows, dh_t, w_hr_acc);
+      if (!dhidden.is_same(dhidden_acc)) dhidden.narrow(0, 0, rows).copy_(dhidden_rows);
       p.dh_out = data<T>(dhidden);
       p.dh_rec = nullptr;
     } else {
@@ -447,6 +454,7 @@ LayerGrads lstm_layer_backward_with_kernels(
   const Tensor h_prev = previous_hidden(sched, reverse, output.contiguous(), h0.contiguous());
   Tensor grad_w_hr = at::empty({0}, input.options());
   if (w_hr) {
+    // hidden_from(o, c) of gate_math.h, on whole tensors.
     const Tensor hidden = b.gates.narrow(1, 3 * s.hidden, s.hidden) * at::tanh(b.cells);
     grad_w_hr = at::mm(b.dh_total.t(), hidden).to(storage);
   }
