@@ -45,6 +45,7 @@ def run_case(benchmark, budget, shape, mode, impl, device, dtype):
         shape = shape.with_steps(SMOKE_STEPS)
     if device == "cuda":
         torch.backends.cudnn.benchmark = True  # torch's side: let cuDNN autotune (warm-up)
+        torch.backends.cudnn.allow_tf32 = False  # float32 means float32 on both sides
 
     key = (shape, mode, device, dtype)
     if key not in _checked:  # never time a wrong answer

@@ -35,7 +35,8 @@ void set_backend(const std::string& name, const std::string& kernel, const std::
                  int64_t seed) {
   check_one_of("backend", name, std::array{"native", "emulated"});
   check_one_of("kernel", kernel,
-               std::array{"auto", "step", "step_narrow", "step_wide", "tensor_core", "persistent"});
+               std::array{"auto", "step", "step_narrow", "step_wide", "tensor_core", "persistent",
+                          "persistent_tensor_core"});
   check_one_of("order", order, std::array{"forward", "reverse", "random"});
   std::lock_guard<std::mutex> lock(choice_mutex);
   choice = BackendChoice{name == "emulated", kernel, order, seed};

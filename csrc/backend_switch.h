@@ -12,7 +12,8 @@ namespace fastlstm {
 
 struct BackendChoice {
   bool emulated = false;
-  // auto | step | step_narrow | step_wide | tensor_core | persistent
+  // auto | step | step_narrow | step_wide | tensor_core | persistent |
+  // persistent_tensor_core
   std::string kernel = "auto";
   std::string order = "forward";  // forward | reverse | random
   int64_t seed = 0;

@@ -12,7 +12,8 @@ import os
 import torch
 
 BACKENDS = ("native", "emulated")
-KERNELS = ("auto", "step", "step_narrow", "step_wide", "tensor_core", "persistent")
+KERNELS = ("auto", "step", "step_narrow", "step_wide", "tensor_core", "persistent",
+           "persistent_tensor_core")
 ORDERS = ("forward", "reverse", "random")
 
 

@@ -224,3 +224,31 @@ def layer_args(steps=4, batch=3, input_size=3, hidden=5, proj=0, bias=True, batc
         "w_hr": rand(proj, hidden, scale=bound) if proj else None,
         "batch_sizes": batch_sizes,
     }
+
+
+def on_device(args, device):
+    """layer_args on device: the floating tensors moved there (leaves, requires_grad kept);
+    batch_sizes stays on the CPU, where the op wants it and a PackedSequence keeps it."""
+    return {k: v.detach().to(device).requires_grad_(v.requires_grad)
+            if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+            for k, v in args.items()}
+
+
+def layer_results(fn, args, reverse):
+    """fn(**args, reverse=reverse) -> (output, h_n, c_n) on leaf copies of args, then the
+    gradients of a random weighting of those outputs with respect to every floating argument,
+    all in one list.
+
+    The weights are drawn in float64 on the CPU and then rounded to each output's dtype and
+    moved to its device: drawn in each dtype they would differ between dtypes (CPU randn takes
+    another path for float32), and gradients of two precisions could not be compared."""
+    leaves = {k: v.detach().requires_grad_() if isinstance(v, torch.Tensor) and
+              v.is_floating_point() else v for k, v in args.items()}
+    outputs = fn(**leaves, reverse=reverse)
+    gen = torch.Generator().manual_seed(5)
+    weights = [torch.randn(t.shape, generator=gen, dtype=torch.float64).to(t.device, t.dtype)
+               for t in outputs]
+    loss = sum((t * w).sum() for t, w in zip(outputs, weights))
+    grads = torch.autograd.grad(loss, [v for v in leaves.values() if v is not None and
+                                       v.is_floating_point()])
+    return [t.detach() for t in outputs] + list(grads)

@@ -14,7 +14,7 @@ import torch
 import fastlstm
 from fastlstm.reference import lstm_layer_ref
 from conftest import (FP32_TOL, FP64_TOL, Case, assert_all_close, assert_results_close,
-                      layer_args, make_pair, run_module, tol_for)
+                      layer_args, layer_results, make_pair, run_module, tol_for)
 from test_ops import CONFIGS
 
 ORDERS = [("forward", 0), ("reverse", 0), ("random", 1)]
@@ -34,25 +34,11 @@ def call_op(args, reverse, save=True):
 
 def op_results(args, reverse):
     """Outputs, final states and the gradients of every argument."""
-    leaves = {k: v.detach().requires_grad_() if isinstance(v, torch.Tensor) and
-              v.is_floating_point() else v for k, v in args.items()}
-    outputs = fastlstm.lstm_layer(*leaves.values(), reverse=reverse)
-    gen = torch.Generator().manual_seed(5)
-    loss = sum((t * torch.randn(t.shape, generator=gen, dtype=t.dtype)).sum() for t in outputs)
-    grads = torch.autograd.grad(loss, [v for v in leaves.values() if v is not None and
-                                       v.is_floating_point()])
-    return [t.detach() for t in outputs] + list(grads)
+    return layer_results(fastlstm.lstm_layer, args, reverse)
 
 
 def reference_results(args, reverse):
-    leaves = {k: v.detach().requires_grad_() if isinstance(v, torch.Tensor) and
-              v.is_floating_point() else v for k, v in args.items()}
-    outputs = lstm_layer_ref(**leaves, reverse=reverse)
-    gen = torch.Generator().manual_seed(5)
-    loss = sum((t * torch.randn(t.shape, generator=gen, dtype=t.dtype)).sum() for t in outputs)
-    grads = torch.autograd.grad(loss, [v for v in leaves.values() if v is not None and
-                                       v.is_floating_point()])
-    return [t.detach() for t in outputs] + list(grads)
+    return layer_results(lstm_layer_ref, args, reverse)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -263,10 +249,10 @@ LOW_PRECISION_CASES = {
     "many_rows": (dict(steps=2, batch=130, input_size=4, hidden=32), False),
 }
 VARIANTS_FOR = {
-    "tiles": ["step_narrow", "step_wide", "tensor_core", "persistent"],
-    "packed_reverse_tiles": ["step_narrow", "tensor_core", "persistent"],
+    "tiles": ["step_narrow", "step_wide", "tensor_core", "persistent", "persistent_tensor_core"],
+    "packed_reverse_tiles": ["step_narrow", "tensor_core", "persistent", "persistent_tensor_core"],
     "odd_sizes": ["step_narrow", "step_wide", "persistent"],
-    "many_rows": ["tensor_core", "persistent"],
+    "many_rows": ["tensor_core", "persistent", "persistent_tensor_core"],
 }
 
 
@@ -287,10 +273,7 @@ def test_low_precision_within_twice_reference_error(emulated, name, kernel, dtyp
     order, seed = emulated
     with fastlstm.backend("emulated", kernel=kernel, order=order, seed=seed):
         ours = op_results(low, reverse)
-        expected_kernel = kernel
-        if kernel == "persistent" and low["w_hh"].shape[0] % 64 == 0:
-            expected_kernel = "persistent_tensor_core"  # H % 16 == 0
-        assert torch.ops.fastlstm._last_kernel() == expected_kernel
+        assert torch.ops.fastlstm._last_kernel() == kernel
     ref64 = reference_results(exact, reverse)
     ref_low = reference_results(low, reverse)
     names = ["output", "h_n", "c_n"] + [f"grad_{k}" for k, v in low.items()
@@ -310,3 +293,8 @@ def test_tensor_core_refuses_what_it_cannot_run():
             call_op(args, False)
         with pytest.raises(RuntimeError, match="half or bfloat16"):
             call_op(layer_args(dtype=torch.float32, hidden=16), False)
+    with fastlstm.backend("emulated", kernel="persistent_tensor_core"):
+        for refused in (layer_args(dtype=torch.float32, hidden=16),
+                        layer_args(dtype=torch.float16, hidden=5)):
+            with pytest.raises(RuntimeError, match="kernel='persistent_tensor_core' cannot run"):
+                call_op(refused, False)

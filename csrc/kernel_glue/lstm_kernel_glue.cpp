@@ -98,13 +98,16 @@ const char* variant_name(StepVariant v) {
 }
 
 // Auto picks the persistent kernels up to this batch: beyond it a step has
-// enough rows to fill the GPU on its own. A first guess, to be set from
-// measurements on a GPU.
+// enough rows to fill the GPU on its own. On an H100 (fp32, T=100), forced
+// persistent beat the step kernels up to B=32 at H=256..1024 and lost to them
+// at B=64 for H >= 512 (bench/results/cuda-h100.md).
 constexpr int64_t kPersistentMaxBatch = 32;
 
 // Units per block of a persistent kernel for this layer (0: it does not fit),
-// the smallest with which the whole grid is co-resident; half and bfloat16
-// with H % 16 == 0 take the Tensor Core variants.
+// the smallest with which the whole grid is co-resident. The Tensor Core
+// variants (half and bfloat16, H % 16 == 0) run only when forced: on an H100
+// they measured 2-5x slower than the scalar kernels, whose threads split each
+// dot product (bench/results/cuda-h100.md).
 struct PersistentPlan {
   int units = 0;
   bool tensor_cores = false;
@@ -112,11 +115,15 @@ struct PersistentPlan {
 };
 
 template <typename T>
-PersistentPlan plan_persistent(const StepKernels& kernels, const LayerShape& s, bool backward) {
+PersistentPlan plan_persistent(const StepKernels& kernels, const LayerShape& s, bool backward,
+                               bool tensor_cores) {
   if (s.proj != s.hidden) return {0, false, "a projection (proj_size) runs on the step kernels"};
   const int H = static_cast<int>(s.hidden), B = static_cast<int>(s.batch);
-  const bool tensor_cores =
-      (std::is_same_v<T, half_t> || std::is_same_v<T, bfloat16_t>) && H % 16 == 0;
+  if (tensor_cores && !((std::is_same_v<T, half_t> || std::is_same_v<T, bfloat16_t>) &&
+                        H % 16 == 0)) {
+    return {0, false, "the Tensor Core kernels need half or bfloat16 and a hidden size that is "
+                      "a multiple of 16"};
+  }
   const PersistentKernel kernel =
       backward ? (tensor_cores ? PersistentKernel::kBackwardTensorCore : PersistentKernel::kBackward)
                : (tensor_cores ? PersistentKernel::kForwardTensorCore : PersistentKernel::kForward);
@@ -148,10 +155,11 @@ PersistentPlan plan_persistent(const StepKernels& kernels, const LayerShape& s, 
 template <typename T>
 PersistentPlan choose_persistent(const StepKernels& kernels, const LayerShape& s, bool backward) {
   const std::string forced = current_backend().kernel;
-  if (forced != "auto" && forced != "persistent") return {};
-  const PersistentPlan plan = plan_persistent<T>(kernels, s, backward);
-  if (forced == "persistent") {
-    TORCH_CHECK(plan.units > 0, "fastlstm: kernel='persistent' cannot run this layer (hidden ",
+  if (forced != "auto" && forced != "persistent" && forced != "persistent_tensor_core") return {};
+  const PersistentPlan plan =
+      plan_persistent<T>(kernels, s, backward, forced == "persistent_tensor_core");
+  if (forced != "auto") {
+    TORCH_CHECK(plan.units > 0, "fastlstm: kernel='", forced, "' cannot run this layer (hidden ",
                 s.hidden, ", batch ", s.batch, "): ", plan.why_not);
     return plan;
   }

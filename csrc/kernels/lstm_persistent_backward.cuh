@@ -19,6 +19,7 @@
 #include "convert.cuh"
 #include "lstm_step_backward.cuh"
 #include "persistent_schedule.cuh"
+#include "persistent_split.cuh"
 #include "step_params.h"
 
 namespace fastlstm {
@@ -75,18 +76,19 @@ template <typename T>
 __global__ void __launch_bounds__(PersistentTile::kThreads, 1)
 lstm_backward_persistent(PersistentBackwardParams<T> p) {
   using Acc = acc_t<T>;
-  constexpr int kThreads = PersistentTile::kThreads, kDepth = PersistentTile::kDepth;
+  constexpr int kThreads = PersistentTile::kThreads;
   FASTLSTM_DYNAMIC_SHARED(unsigned char, shared_bytes);
-  const int H = p.hidden, U = p.units, rows_per_pass = PersistentTile::rows_per_pass(U);
+  const int H = p.hidden, U = p.units;
   const int depth_total = kNumGates * H;
-  Acc* w_slice = reinterpret_cast<Acc*>(shared_bytes);   // [U][4H + 1]: W_hh[n, j0 + u]
-  Acc* dg_tile = w_slice + (size_t)U * (depth_total + 1); // [rows_per_pass][kDepth + 1]
-  Acc* dh_units = dg_tile + rows_per_pass * (kDepth + 1); // [B][U]: dL/dh_t from step t+1
-  Acc* dc_units = dh_units + p.batch * U;                 // [B][U]: dL/dc_t from step t+1
+  Acc* w_slice = reinterpret_cast<Acc*>(shared_bytes);            // [U][4H + 1]: W_hh[n, j0 + u]
+  Acc* dg_tile = w_slice + (size_t)U * (depth_total + 1);         // [rows][cols + 1]
+  Acc* dh_units = dg_tile + PersistentTile::staging_elems(U);     // [B][U]: dL/dh_t from step t+1
+  Acc* dc_units = dh_units + p.batch * U;                         // [B][U]: dL/dc_t from step t+1
 
   const int tid = threadIdx.x, j0 = blockIdx.x * U;
   const cooperative_groups::grid_group grid = cooperative_groups::this_grid();
-  const int unit = tid % U, lane = tid / U;
+  const SplitLayout lay = split_layout(U, p.batch, tid);
+  const int cols = staging_columns(PersistentTile::staging_elems(U), lay.rows);
   for (int e = tid; e < U * depth_total; e += kThreads) {
     const int u = e / depth_total, n = e % depth_total, j = j0 + u;
     w_slice[(size_t)u * (depth_total + 1) + n] = j < H ? to_acc(p.w_hh[(size_t)n * H + j]) : Acc(0);
@@ -99,26 +101,27 @@ lstm_backward_persistent(PersistentBackwardParams<T> p) {
     unit_gate_grads(p, step, j0, dh_units, dc_units);  // A
     grid.sync();
     const T* dgates_step = p.dgates + (size_t)step.offset * depth_total;
-    for (int row0 = 0; row0 < step.rows; row0 += rows_per_pass) {  // B
+    for (int row0 = 0; row0 < step.rows; row0 += lay.rows) {  // B
       Acc acc = 0;
-      for (int n0 = 0; n0 < depth_total; n0 += kDepth) {
-        for (int e = tid; e < rows_per_pass * kDepth; e += kThreads) {
-          const int r = e / kDepth, n = n0 + e % kDepth, b = row0 + r;
-          dg_tile[r * (kDepth + 1) + e % kDepth] =
-              (b < step.rows && n < depth_total) ? to_acc(dgates_step[(size_t)b * depth_total + n])
-                                                 : Acc(0);
+      for (int n0 = 0; n0 < depth_total; n0 += cols) {
+        const int width = min(cols, depth_total - n0);
+        for (int e = tid; e < lay.rows * width; e += kThreads) {
+          const int r = e / width, n = e % width, b = row0 + r;
+          dg_tile[r * (cols + 1) + n] =
+              b < step.rows ? to_acc(dgates_step[(size_t)b * depth_total + n0 + n]) : Acc(0);
         }
         __syncthreads();
-        if (lane < rows_per_pass) {
-          const int depth = min(kDepth, depth_total - n0);
-          const Acc* w = w_slice + (size_t)unit * (depth_total + 1) + n0;
-          for (int nn = 0; nn < depth; ++nn) acc += dg_tile[lane * (kDepth + 1) + nn] * w[nn];
+        if (lay.active && row0 + lay.row < step.rows) {
+          const Acc* dg = dg_tile + lay.row * (cols + 1);
+          const Acc* w = w_slice + (size_t)lay.unit * (depth_total + 1) + n0;
+          for (int nn = lay.part; nn < width; nn += lay.split) acc += dg[nn] * w[nn];
         }
         __syncthreads();  // the next pass overwrites the tile
       }
-      const int b = row0 + lane, j = j0 + unit;
-      if (lane < rows_per_pass && b < step.rows && j < H) {
-        finish_unit_dh(p, step, b, unit, j0, acc, dh_units);
+      acc = sum_over_split(acc, lay.split);
+      const int b = row0 + lay.row, j = j0 + lay.unit;
+      if (lay.active && lay.part == 0 && b < step.rows && j < H) {
+        finish_unit_dh(p, step, b, lay.unit, j0, acc, dh_units);
       }
     }
     __syncthreads();  // the next step's A reads dh_units written here by other threads

@@ -18,6 +18,7 @@
 #include "../gate_math.h"
 #include "convert.cuh"
 #include "persistent_schedule.cuh"
+#include "persistent_split.cuh"
 #include "step_params.h"
 
 namespace fastlstm {
@@ -71,16 +72,18 @@ template <typename T, bool kSaveWorkspace>
 __global__ void __launch_bounds__(PersistentTile::kThreads, 1)
 lstm_forward_persistent(PersistentForwardParams<T> p) {
   using Acc = acc_t<T>;
-  constexpr int kThreads = PersistentTile::kThreads, kDepth = PersistentTile::kDepth;
+  constexpr int kThreads = PersistentTile::kThreads;
   FASTLSTM_DYNAMIC_SHARED(unsigned char, shared_bytes);
-  const int H = p.hidden, U = p.units, rows_per_pass = PersistentTile::rows_per_pass(U);
-  Acc* w_slice = reinterpret_cast<Acc*>(shared_bytes);  // [4U][H + 1]: row g*U + u
-  Acc* h_tile = w_slice + (size_t)4 * U * (H + 1);       // [rows_per_pass][kDepth + 1]
-  Acc* c_units = h_tile + rows_per_pass * (kDepth + 1);  // [B][U]
+  const int H = p.hidden, U = p.units;
+  const size_t gate_stride = (size_t)U * (H + 1);  // from one gate's rows to the next
+  Acc* w_slice = reinterpret_cast<Acc*>(shared_bytes);                 // [4U][H + 1]: row g*U + u
+  Acc* h_tile = w_slice + 4 * gate_stride;                             // [rows][cols + 1]
+  Acc* c_units = h_tile + PersistentTile::staging_elems(U);            // [B][U]
 
   const int tid = threadIdx.x, j0 = blockIdx.x * U;
   const cooperative_groups::grid_group grid = cooperative_groups::this_grid();
-  const int unit = tid % U, lane = tid / U;  // lane < rows_per_pass computes
+  const SplitLayout lay = split_layout(U, p.batch, tid);
+  const int cols = staging_columns(PersistentTile::staging_elems(U), lay.rows);
   for (int e = tid; e < 4 * U * H; e += kThreads) {
     const int r = e / H, k = e % H, j = j0 + r % U;
     w_slice[(size_t)r * (H + 1) + k] =
@@ -92,33 +95,34 @@ lstm_forward_persistent(PersistentForwardParams<T> p) {
   for (int k = p.k_begin; k < p.k_end; ++k) {
     const ScheduledStep step = scheduled_step(p.sched, k);
     const T* h_prev = step.prev >= 0 ? p.output + (size_t)step.prev * H : nullptr;
-    for (int row0 = 0; row0 < step.rows; row0 += rows_per_pass) {
+    for (int row0 = 0; row0 < step.rows; row0 += lay.rows) {
       Acc acc[kNumGates] = {};
-      for (int k0 = 0; k0 < H; k0 += kDepth) {
-        for (int e = tid; e < rows_per_pass * kDepth; e += kThreads) {
-          const int r = e / kDepth, col = k0 + e % kDepth, b = row0 + r;
+      for (int k0 = 0; k0 < H; k0 += cols) {
+        const int width = min(cols, H - k0);
+        for (int e = tid; e < lay.rows * width; e += kThreads) {
+          const int r = e / width, col = e % width, b = row0 + r;
           Acc v = 0;
-          if (b < step.rows && col < H) {
-            v = b < step.carried ? to_acc(h_prev[(size_t)b * H + col])
-                                  : to_acc(p.h0[(size_t)b * H + col]);
+          if (b < step.rows) {
+            v = b < step.carried ? to_acc(h_prev[(size_t)b * H + k0 + col])
+                                  : to_acc(p.h0[(size_t)b * H + k0 + col]);
           }
-          h_tile[r * (kDepth + 1) + e % kDepth] = v;
+          h_tile[r * (cols + 1) + col] = v;
         }
         __syncthreads();
-        if (lane < rows_per_pass) {
-          const int depth = min(kDepth, H - k0);
-          for (int kk = 0; kk < depth; ++kk) {
-            const Acc h = h_tile[lane * (kDepth + 1) + kk];
-            for (int g = 0; g < kNumGates; ++g) {
-              acc[g] += h * w_slice[(size_t)(g * U + unit) * (H + 1) + k0 + kk];
-            }
+        if (lay.active && row0 + lay.row < step.rows) {
+          const Acc* h = h_tile + lay.row * (cols + 1);
+          const Acc* w = w_slice + (size_t)lay.unit * (H + 1) + k0;
+          for (int kk = lay.part; kk < width; kk += lay.split) {
+            const Acc hv = h[kk];
+            for (int g = 0; g < kNumGates; ++g) acc[g] += hv * w[g * gate_stride + kk];
           }
         }
         __syncthreads();  // the next pass overwrites the tile
       }
-      const int b = row0 + lane, j = j0 + unit;
-      if (lane < rows_per_pass && b < step.rows && j < H) {
-        finish_persistent_cell<T, kSaveWorkspace>(p, step, b, j, acc, c_units[b * U + unit]);
+      for (int g = 0; g < kNumGates; ++g) acc[g] = sum_over_split(acc[g], lay.split);
+      const int b = row0 + lay.row, j = j0 + lay.unit;
+      if (lay.active && lay.part == 0 && b < step.rows && j < H) {
+        finish_persistent_cell<T, kSaveWorkspace>(p, step, b, j, acc, c_units[b * U + lay.unit]);
       }
     }
     // h_t of every block is written before any block reads it as h_{t-1}.

@@ -75,10 +75,14 @@ struct PersistentTile {
   static constexpr int kDepth = 32;     // h / dgates columns staged per pass
   static constexpr int kMaxUnits = 32;  // so that a pass covers >= 8 rows
   static FASTLSTM_TILE_FN int rows_per_pass(int units) { return kThreads / units; }
+  // Elements of the staging area of h (forward) or dgates (backward).
+  static FASTLSTM_TILE_FN int staging_elems(int units) {
+    return rows_per_pass(units) * (kDepth + 1);
+  }
   // Dynamic shared memory, in elements of the accumulation type: the W_hh
-  // slice, a staging tile, and the per-row state of the block's units.
+  // slice, the staging area, and the per-row state of the block's units.
   static constexpr size_t forward_elems(int hidden, int units, int batch) {
-    return (size_t)4 * units * (hidden + 1) + (size_t)rows_per_pass(units) * (kDepth + 1) +
+    return (size_t)4 * units * (hidden + 1) + (size_t)staging_elems(units) +
            (size_t)batch * units;
   }
   // The Tensor Core forward (half/bfloat16, H % 16 == 0), in bytes: the
@@ -103,7 +107,7 @@ struct PersistentTile {
            (size_t)kTensorRows * padded_units(units) * 4 + (size_t)2 * batch * units * 4;
   }
   static constexpr size_t backward_elems(int hidden, int units, int batch) {
-    return (size_t)units * (4 * hidden + 1) + (size_t)rows_per_pass(units) * (kDepth + 1) +
+    return (size_t)units * (4 * hidden + 1) + (size_t)staging_elems(units) +
            (size_t)2 * batch * units;
   }
 };
