@@ -22,6 +22,13 @@ struct StepSchedule {
   std::vector<int64_t> batch;   // rows of step t
   std::vector<int64_t> offset;  // first row of step t
   int64_t steps() const { return static_cast<int64_t>(batch.size()); }
+  // Whether every step has all B rows (no packing): step t then starts at row t * B.
+  bool full() const {
+    for (int64_t rows : batch) {
+      if (rows != batch.front()) return false;
+    }
+    return true;
+  }
   // Row of the state (h_{t-1}, c_{t-1}) that row b of step t continues from,
   // or -1 when it starts from h0/c0.
   int64_t prev_row(int64_t t, int64_t b, bool reverse) const;

@@ -166,21 +166,32 @@ PersistentPlan choose_persistent(const StepKernels& kernels, const LayerShape& s
   return s.batch <= kPersistentMaxBatch ? plan : PersistentPlan{};
 }
 
-// batch_t and offset_t of every step as int32 [2, T] on the device.
+// A host vector on the device. From pageable memory a copy to a GPU waits for
+// the stream to drain, stalling the host at every launch; from pinned memory
+// it is queued like a kernel.
+template <typename V>
+Tensor on_device(const std::vector<V>& values, at::ScalarType dtype, const at::Device& device) {
+  Tensor host = at::tensor(values, dtype);
+  if (device.is_cuda()) host = host.pin_memory();
+  return host.to(device, /*non_blocking=*/true);
+}
+
+// batch_t and offset_t of every step as int32 [2, T] on the device; none
+// (undefined) when every step is full.
 Tensor device_schedule(const StepSchedule& sched, const at::Device& device) {
+  if (sched.full()) return Tensor();
   std::vector<int32_t> values(sched.batch.begin(), sched.batch.end());
   values.insert(values.end(), sched.offset.begin(), sched.offset.end());
-  return at::tensor(values, at::kInt).view({2, sched.steps()}).to(device);
+  return on_device(values, at::kInt, device).view({2, sched.steps()});
 }
 
-DeviceSchedule schedule_view(const Tensor& device_sched, bool reverse) {
-  const int steps = static_cast<int>(device_sched.size(1));
-  return {device_sched.data_ptr<int32_t>(), device_sched.data_ptr<int32_t>() + steps, steps,
-          reverse};
-}
-
-Tensor index_tensor(const std::vector<int64_t>& rows, const at::Device& device) {
-  return at::tensor(rows, at::kLong).to(device);
+DeviceSchedule schedule_view(const Tensor& device_sched, const StepSchedule& sched,
+                             bool reverse) {
+  const int steps = static_cast<int>(sched.steps());
+  const int full_rows = steps > 0 ? static_cast<int>(sched.batch.front()) : 0;
+  if (!device_sched.defined()) return {nullptr, nullptr, full_rows, steps, reverse};
+  const int32_t* values = device_sched.data_ptr<int32_t>();
+  return {values, values + steps, full_rows, steps, reverse};
 }
 
 struct ForwardTensors {
@@ -225,7 +236,7 @@ void forward_persistent(const StepKernels& kernels, const LayerShape& s,
     p.output = data<T>(f.output);
     p.gates = data_or_null<acc_t<T>>(f.gates, save);
     p.cells = data_or_null<acc_t<T>>(f.cells, save);
-    p.sched = schedule_view(device_sched, reverse);
+    p.sched = schedule_view(device_sched, sched, reverse);
     p.k_begin = static_cast<int>(chunk.k_begin);
     p.k_end = static_cast<int>(chunk.k_end);
     p.row0 = static_cast<int>(chunk.row0);
@@ -307,7 +318,7 @@ void backward_persistent(const StepKernels& kernels, const LayerShape& s,
   p.dgates = data<T>(b.dgates);
   p.grad_h0 = data<acc_t<T>>(b.grad_h0);
   p.grad_c0 = data<acc_t<T>>(b.grad_c0);
-  p.sched = schedule_view(device_sched, reverse);
+  p.sched = schedule_view(device_sched, sched, reverse);
   p.batch = static_cast<int>(s.batch);
   p.hidden = static_cast<int>(s.hidden);
   p.units = plan.units;
@@ -378,7 +389,7 @@ void backward_steps(const StepKernels& kernels, const LayerShape& s, const StepS
 
 // Rows of [output; h0]: row r < N of the output, or N + b for h0's row b.
 Tensor output_or_h0_rows(const Tensor& output, const Tensor& h0, const std::vector<int64_t>& rows) {
-  return at::cat({output, h0}).index_select(0, index_tensor(rows, output.device()));
+  return at::cat({output, h0}).index_select(0, on_device(rows, at::kLong, output.device()));
 }
 
 // h_{t-1} of every row: the right operand of grad_w_hh.
@@ -393,6 +404,25 @@ Tensor previous_hidden(const StepSchedule& sched, bool reverse, const Tensor& ou
     }
   }
   return output_or_h0_rows(output, h0, rows);
+}
+
+// dL/dW_hh = sum over rows of dgates_rowᵀ h_{t-1}(row). With every step full,
+// the rows that continue from the previous step read a contiguous block of
+// the output: two GEMMs and no gathered copy of h_{t-1}.
+Tensor grad_w_hh(const Tensor& dgates, const StepSchedule& sched, bool reverse,
+                 const Tensor& output, const Tensor& h0) {
+  if (!sched.full() || sched.steps() == 0) {
+    return at::mm(dgates.t(), previous_hidden(sched, reverse, output, h0));
+  }
+  const int64_t n = output.size(0), batch = sched.batch.front(), carried = n - batch;
+  // Forward: rows [B, N) continue from [0, N - B); reverse: [0, N - B) from [B, N).
+  const int64_t first = reverse ? carried : 0;
+  Tensor grad = at::mm(dgates.narrow(0, first, batch).t(), h0);
+  if (carried > 0) {
+    grad.addmm_(dgates.narrow(0, reverse ? 0 : batch, carried).t(),
+                output.narrow(0, reverse ? batch : 0, carried));
+  }
+  return grad;
 }
 
 // h_n: each sequence's last output row, or h0 for a sequence with no step.
@@ -459,7 +489,7 @@ LayerGrads lstm_layer_backward_with_kernels(
     backward_steps<typename KernelStorage<scalar_t>::type>(kernels, s, sched, reverse, b);
   });
   const Tensor x = input.contiguous();
-  const Tensor h_prev = previous_hidden(sched, reverse, output.contiguous(), h0.contiguous());
+
   Tensor grad_w_hr = at::empty({0}, input.options());
   if (w_hr) {
     // hidden_from(o, c) of gate_math.h, on whole tensors.
@@ -467,7 +497,9 @@ LayerGrads lstm_layer_backward_with_kernels(
     grad_w_hr = at::mm(b.dh_total.t(), hidden).to(storage);
   }
   return {at::mm(b.dgates, w_ih.contiguous()), b.grad_h0.to(storage), b.grad_c0.to(storage),
-          at::mm(b.dgates.t(), x), at::mm(b.dgates.t(), h_prev), b.dgates.sum(0), grad_w_hr};
+          at::mm(b.dgates.t(), x),
+          grad_w_hh(b.dgates, sched, reverse, output.contiguous(), h0.contiguous()),
+          b.dgates.sum(0), grad_w_hr};
 }
 
 }  // namespace fastlstm

@@ -20,11 +20,12 @@ __device__ __forceinline__ ScheduledStep scheduled_step(const DeviceSchedule& s,
   const int t = s.reverse ? s.steps - 1 - k : k;
   const int p = s.reverse ? t + 1 : t - 1;
   ScheduledStep step;
-  step.rows = s.batch[t];
-  step.offset = s.offset[t];
+  const bool full = s.batch == nullptr;
+  step.rows = full ? s.full_rows : s.batch[t];
+  step.offset = full ? t * s.full_rows : s.offset[t];
   const bool has_prev = p >= 0 && p < s.steps;
-  step.prev = has_prev ? s.offset[p] : -1;
-  step.carried = has_prev ? min(step.rows, s.batch[p]) : 0;
+  step.prev = !has_prev ? -1 : full ? p * s.full_rows : s.offset[p];
+  step.carried = !has_prev ? 0 : full ? step.rows : min(step.rows, s.batch[p]);
   return step;
 }
 

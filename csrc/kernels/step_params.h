@@ -113,9 +113,12 @@ struct PersistentTile {
 };
 
 // The step schedule on the device: rows and first row of every step.
+// Without packing (every step full) there are no arrays: step t has
+// full_rows rows from row t * full_rows, and nothing is copied to the device.
 struct DeviceSchedule {
-  const int* batch;   // [T]
-  const int* offset;  // [T]
+  const int* batch;   // [T], or nullptr when every step is full
+  const int* offset;  // [T], or nullptr when every step is full
+  int full_rows;      // B, when batch is nullptr
   int steps;
   bool reverse;
 };
