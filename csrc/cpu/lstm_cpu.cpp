@@ -216,6 +216,42 @@ Tensor step_inputs_prev(const StepSchedule& sched, bool reverse, const Tensor& o
   return h_prev;
 }
 
+// grad_w_ih = dgatesᵀ x and grad_w_hh = dgatesᵀ h_{t-1}. With every step full
+// (no packing), h_{t-1} of the rows that continue from a step is a block of
+// the output, read in place; the B rows that start from h0 add their product
+// apart. Only packed sequences gather h_{t-1} into a copy the size of the
+// output, which would otherwise sit at the peak of a training step's memory.
+template <typename T>
+void weight_grads(const LayerShape& s, const StepSchedule& sched, bool reverse,
+                  const Tensor& dgates, const Tensor& input, const Tensor& output,
+                  const Tensor& h0, Tensor& grad_w_ih, Tensor& grad_w_hh) {
+  const int64_t G = 4 * s.hidden, I = s.input, P = s.proj;
+  const T* dg = dgates.data_ptr<T>();
+  const RightOperand<T> x_product{input.data_ptr<T>(), I, I, grad_w_ih.data_ptr<T>(), I};
+  if (!sched.full() || s.rows == 0) {
+    const Tensor h_prev = step_inputs_prev<T>(sched, reverse, output, h0);
+    const RightOperand<T> products[] = {
+        x_product, {h_prev.data_ptr<T>(), P, P, grad_w_hh.data_ptr<T>(), P}};
+    gemm_a_t<T>(G, s.rows, dg, G, products, 2);
+    return;
+  }
+  const int64_t B = s.batch, carried = s.rows - B;
+  gemm_a_t<T>(G, s.rows, dg, G, &x_product, 1);
+  // Forward: rows [B, N) continue from [0, N - B); reverse: [0, N - B) from [B, N).
+  const int64_t from_h0 = reverse ? carried : 0, continuing = reverse ? 0 : B;
+  Tensor h0_part = at::empty_like(grad_w_hh);
+  const RightOperand<T> h0_product{h0.data_ptr<T>(), P, P, h0_part.data_ptr<T>(), P};
+  gemm_a_t<T>(G, B, dg + from_h0 * G, G, &h0_product, 1);
+  if (carried == 0) {
+    grad_w_hh.copy_(h0_part);
+    return;
+  }
+  const RightOperand<T> output_product{output.data_ptr<T>() + (reverse ? B : 0) * P, P, P,
+                                       grad_w_hh.data_ptr<T>(), P};
+  gemm_a_t<T>(G, carried, dg + continuing * G, G, &output_product, 1);
+  grad_w_hh.add_(h0_part);
+}
+
 // o * tanh(c) of every row, from the workspace: the right operand of grad_w_hr.
 template <typename T>
 Tensor recompute_hidden(const Tensor& gates, const Tensor& cells) {
@@ -284,14 +320,9 @@ LayerGrads lstm_layer_backward_cpu(
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer_backward (CPU)", [&] {
     run_backward<scalar_t>(s, sched, reverse, grad_output, c0, w_hh, w_hr, gates, cells, dgates,
                            dh_state, dc_state, dh_total);
-    const Tensor h_prev = step_inputs_prev<scalar_t>(sched, reverse, output, h0);
     grad_w_ih = at::empty_like(w_ih);
     grad_w_hh = at::empty_like(w_hh);
-    const RightOperand<scalar_t> products[] = {
-        {input.data_ptr<scalar_t>(), s.input, s.input, grad_w_ih.data_ptr<scalar_t>(), s.input},
-        {h_prev.data_ptr<scalar_t>(), s.proj, s.proj, grad_w_hh.data_ptr<scalar_t>(), s.proj}};
-    gemm_a_t<scalar_t>(4 * s.hidden, s.rows, dgates.data_ptr<scalar_t>(), 4 * s.hidden, products,
-                       2);
+    weight_grads<scalar_t>(s, sched, reverse, dgates, input, output, h0, grad_w_ih, grad_w_hh);
     grad_bias = column_sum<scalar_t>(dgates);
     gemm<scalar_t>(s.rows, s.input, 4 * s.hidden, dgates.data_ptr<scalar_t>(), 4 * s.hidden,
                    w_ih.data_ptr<scalar_t>(), s.input, grad_input.data_ptr<scalar_t>(), s.input,
