@@ -42,6 +42,19 @@ struct StepSchedule {
   std::vector<int64_t> last_rows(bool reverse) const;
 };
 
+// With every step full (StepSchedule::full), the rows of h_{t-1}: the B rows
+// of the first visited step start from h0 (at row from_h0); the other N - B
+// rows, from row continuing on, continue from a block of the output that
+// starts at row source. Forward: [B, N) from [0, N - B); reverse: [0, N - B)
+// from [B, N). Products with h_{t-1} read the output in place.
+struct FullStepRows {
+  int64_t from_h0, continuing, source, carried;
+};
+inline FullStepRows full_step_rows(int64_t rows, int64_t batch, bool reverse) {
+  const int64_t carried = rows - batch;
+  return reverse ? FullStepRows{carried, 0, batch, carried} : FullStepRows{0, batch, 0, carried};
+}
+
 // Consecutive visited steps [k_begin, k_end) whose rows [row0, row0 + rows)
 // get their input projection in one GEMM: all steps when the workspace is
 // kept, else about chunk_rows rows at a time so the gate buffer stays small.

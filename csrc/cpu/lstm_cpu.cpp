@@ -235,20 +235,18 @@ void weight_grads(const LayerShape& s, const StepSchedule& sched, bool reverse,
     gemm_a_t<T>(G, s.rows, dg, G, products, 2);
     return;
   }
-  const int64_t B = s.batch, carried = s.rows - B;
+  const FullStepRows r = full_step_rows(s.rows, s.batch, reverse);
   gemm_a_t<T>(G, s.rows, dg, G, &x_product, 1);
-  // Forward: rows [B, N) continue from [0, N - B); reverse: [0, N - B) from [B, N).
-  const int64_t from_h0 = reverse ? carried : 0, continuing = reverse ? 0 : B;
   Tensor h0_part = at::empty_like(grad_w_hh);
   const RightOperand<T> h0_product{h0.data_ptr<T>(), P, P, h0_part.data_ptr<T>(), P};
-  gemm_a_t<T>(G, B, dg + from_h0 * G, G, &h0_product, 1);
-  if (carried == 0) {
+  gemm_a_t<T>(G, s.batch, dg + r.from_h0 * G, G, &h0_product, 1);
+  if (r.carried == 0) {
     grad_w_hh.copy_(h0_part);
     return;
   }
-  const RightOperand<T> output_product{output.data_ptr<T>() + (reverse ? B : 0) * P, P, P,
+  const RightOperand<T> output_product{output.data_ptr<T>() + r.source * P, P, P,
                                        grad_w_hh.data_ptr<T>(), P};
-  gemm_a_t<T>(G, carried, dg + continuing * G, G, &output_product, 1);
+  gemm_a_t<T>(G, r.carried, dg + r.continuing * G, G, &output_product, 1);
   grad_w_hh.add_(h0_part);
 }
 

@@ -414,13 +414,12 @@ Tensor grad_w_hh(const Tensor& dgates, const StepSchedule& sched, bool reverse,
   if (!sched.full() || sched.steps() == 0) {
     return at::mm(dgates.t(), previous_hidden(sched, reverse, output, h0));
   }
-  const int64_t n = output.size(0), batch = sched.batch.front(), carried = n - batch;
-  // Forward: rows [B, N) continue from [0, N - B); reverse: [0, N - B) from [B, N).
-  const int64_t first = reverse ? carried : 0;
-  Tensor grad = at::mm(dgates.narrow(0, first, batch).t(), h0);
-  if (carried > 0) {
-    grad.addmm_(dgates.narrow(0, reverse ? 0 : batch, carried).t(),
-                output.narrow(0, reverse ? batch : 0, carried));
+  const int64_t batch = sched.batch.front();
+  const FullStepRows r = full_step_rows(output.size(0), batch, reverse);
+  Tensor grad = at::mm(dgates.narrow(0, r.from_h0, batch).t(), h0);
+  if (r.carried > 0) {
+    grad.addmm_(dgates.narrow(0, r.continuing, r.carried).t(),
+                output.narrow(0, r.source, r.carried));
   }
   return grad;
 }
