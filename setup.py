@@ -26,7 +26,8 @@ def extension():
     # The CPU backend, the glue of the step kernels, and those kernels under
     # the SIMT emulator (fastlstm.backend("emulated")) are always built.
     cpu_sources = [
-        src for folder in ("csrc", "csrc/cpu", "csrc/kernel_glue", "csrc/emulated", "csrc/sim")
+        src for folder in (
+            "csrc", "csrc/cpu", "csrc/cpu/engine", "csrc/kernel_glue", "csrc/emulated", "csrc/sim")
         for src in sources(f"{folder}/*.cpp")
     ]
     if not build_cuda():

@@ -10,6 +10,8 @@
 
 #if defined(__CUDACC__)
 #define FASTLSTM_HD __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+#define FASTLSTM_HD inline __attribute__((always_inline))
 #else
 #define FASTLSTM_HD inline
 #endif
@@ -18,36 +20,57 @@ namespace fastlstm {
 
 enum Gate : int { kGateI = 0, kGateF = 1, kGateG = 2, kGateO = 3, kNumGates = 4 };
 
-// exp(x) for float without branches or table lookups, so that host loops
-// over it vectorize (libm's expf is a call per element). Cody-Waite range
-// reduction x = n*ln2 + r, |r| <= ln2/2, then a degree-6 polynomial for e^r.
-// sigmoid and tanh built on it stay within 2^-21 of the exact values on
-// every input (tests/test_gate_math.py; measured 8.9e-8 and 1.8e-7).
-// NaN stays NaN: the clamps are comparisons that are false for NaN.
-inline float exp_poly(float x) {
+// Host functions are forced inline: the CPU engine compiles them into code
+// for one instruction set at a time (csrc/cpu/engine/), which must not call
+// an out-of-line copy built for another.
+#if !defined(__CUDACC__) && defined(__GNUC__)
+#define FASTLSTM_HOST_INLINE inline __attribute__((always_inline))
+#else
+#define FASTLSTM_HOST_INLINE inline
+#endif
+
+// The two lane-wise steps of exp_poly that are not arithmetic, for float;
+// the CPU engine's SIMD vectors overload them (csrc/cpu/engine/vec.h).
+// The clamp keeps NaN: both comparisons are false for it.
+FASTLSTM_HOST_INLINE float clamp_exp_arg(float x) {
   x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  // Adding 1.5*2^23 rounds to an integer held in the low mantissa bits.
-  const float shifter = 12582912.0f;
-  const float t = x * 1.44269504088896341f + shifter;
-  const float n = t - shifter;
-  float r = x - n * 0.693359375f;       // ln2, high part (exact product)
-  r = r - n * -2.12194440e-4f;          // ln2, low part
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  // 2^n from the integer in t's low bits. Unsigned, so that the shift is
-  // defined for every t (NaN gives garbage here, but p is NaN already).
+  return x > 88.0f ? 88.0f : x;
+}
+// 2^n from t = n + 1.5*2^23, whose low mantissa bits hold the integer n.
+// Unsigned, so that the shift is defined for every t (NaN gives garbage
+// here, but the polynomial it scales is NaN already).
+FASTLSTM_HOST_INLINE float pow2_of_shifted(float t) {
   uint32_t t_bits;
   memcpy(&t_bits, &t, sizeof t_bits);
   const uint32_t scale_bits = (t_bits - 0x4B400000u + 127u) << 23;
   float scale;
   memcpy(&scale, &scale_bits, sizeof scale);
-  return p * scale;
+  return scale;
+}
+
+// exp(x) for float without branches or table lookups, so that host loops
+// over it vectorize (libm's expf is a call per element). Cody-Waite range
+// reduction x = n*ln2 + r, |r| <= ln2/2, then a degree-6 polynomial for e^r.
+// sigmoid and tanh built on it stay within 2^-21 of the exact values on
+// every input (tests/test_gate_math.py; measured 8.9e-8 and 1.8e-7).
+// F is float or a SIMD vector of floats: the same operations lane by lane.
+template <typename F>
+FASTLSTM_HOST_INLINE F exp_poly(F x) {
+  x = clamp_exp_arg(x);
+  // Adding 1.5*2^23 rounds to an integer held in the low mantissa bits.
+  const F shifter(12582912.0f);
+  const F t = x * F(1.44269504088896341f) + shifter;
+  const F n = t - shifter;
+  F r = x - n * F(0.693359375f);        // ln2, high part (exact product)
+  r = r - n * F(-2.12194440e-4f);       // ln2, low part
+  F p(1.9875691500e-4f);
+  p = p * r + F(1.3981999507e-3f);
+  p = p * r + F(8.3334519073e-3f);
+  p = p * r + F(4.1665795894e-2f);
+  p = p * r + F(1.6666665459e-1f);
+  p = p * r + F(5.0000001201e-1f);
+  p = p * r * r + r + F(1.0f);
+  return p * pow2_of_shifted(t);
 }
 
 // Overloads instead of templates on std:: so that nvcc picks its device
@@ -68,15 +91,50 @@ FASTLSTM_HD T sigmoid(T x) {
 
 // tanh through exp keeps the host loops vectorizable; the absolute error
 // stays within a few float ulp of 1 (the relative error near 0 is larger,
-// which the gates, bounded by 1, do not feel).
+// which the gates, bounded by 1, do not feel). F: float or a float vector.
+template <typename F>
+FASTLSTM_HOST_INLINE F tanh_from_sigmoid(F x) {
+  return F(2.0f) * sigmoid(F(2.0f) * x) - F(1.0f);
+}
 FASTLSTM_HD float tanh_of(float x) {
 #if defined(__CUDA_ARCH__)
   return tanhf(x);
 #else
-  return 2.0f * sigmoid(2.0f * x) - 1.0f;
+  return tanh_from_sigmoid(x);
 #endif
 }
 FASTLSTM_HD double tanh_of(double x) { return tanh(x); }
+
+template <typename T>
+struct Gates {
+  T i, f, g, o;  // activated: sigmoid, sigmoid, tanh, sigmoid
+};
+
+// One gate's activation from its pre-activation (x W_ih^T + h W_hh^T + b):
+// tanh for the cell candidate, sigmoid for the others.
+template <typename T>
+FASTLSTM_HD T activate_gate(int gate, T pre) {
+  return gate == kGateG ? tanh_of(pre) : sigmoid(pre);
+}
+
+template <typename T>
+FASTLSTM_HD Gates<T> activate_gates(T pre_i, T pre_f, T pre_g, T pre_o) {
+  return {activate_gate(kGateI, pre_i), activate_gate(kGateF, pre_f),
+          activate_gate(kGateG, pre_g), activate_gate(kGateO, pre_o)};
+}
+
+template <typename T>
+struct NextState {
+  T c;  // new cell state
+  T h;  // o * tanh(c): the hidden state before any projection
+};
+
+// c_t and h_t from the activated gates and c_{t-1}.
+template <typename T>
+FASTLSTM_HD NextState<T> next_state(const Gates<T>& a, T c_prev) {
+  const T c = a.f * c_prev + a.i * a.g;
+  return {c, a.o * tanh_of(c)};
+}
 
 template <typename T>
 struct CellState {
@@ -85,17 +143,13 @@ struct CellState {
   T h;           // o * tanh(c): the hidden state before any projection
 };
 
-// Pre-activations (x W_ih^T + h W_hh^T + b) and c_{t-1} -> gates, c_t, h_t.
+// Pre-activations and c_{t-1} -> gates, c_t, h_t: the two halves above in
+// one (the CPU engine runs them apart, for many rows at a time).
 template <typename T>
 FASTLSTM_HD CellState<T> cell_forward(T pre_i, T pre_f, T pre_g, T pre_o, T c_prev) {
-  CellState<T> s;
-  s.i = sigmoid(pre_i);
-  s.f = sigmoid(pre_f);
-  s.g = tanh_of(pre_g);
-  s.o = sigmoid(pre_o);
-  s.c = s.f * c_prev + s.i * s.g;
-  s.h = s.o * tanh_of(s.c);
-  return s;
+  const Gates<T> a = activate_gates(pre_i, pre_f, pre_g, pre_o);
+  const NextState<T> n = next_state(a, c_prev);
+  return {a.i, a.f, a.g, a.o, n.c, n.h};
 }
 
 template <typename T>

@@ -1,8 +1,13 @@
-// CPU backend of the fastlstm ops. The input projection of all steps is one
-// GEMM, each step one GEMM into the 4H gate buffer (gemm.h: ATen's oneDNN
-// ukernel on weights as they lie, no per-step allocation) and one fused,
-// vectorized elementwise pass (cell_loops.h); the backward mirrors it and
-// takes the weight gradients as whole-sequence GEMMs.
+// CPU backend of the fastlstm ops: the torch side (checks, buffers, threads)
+// of the CPU engine (engine.h), which does the arithmetic.
+//
+// Forward: the input projection x W_ihᵀ of a chunk of steps as one product,
+// then the steps of the chunk in one team (a persistent recurrence with W_hh
+// packed per member). Backward: the recurrence chunk by chunk from the last
+// step, each chunk's gate gradients followed at once by their share of the
+// whole-sequence products (grad_input, grad_w_ih, grad_w_hh, grad_bias), so
+// that only one chunk of gate gradients is ever held. A single step (an
+// LSTMCell) skips the packing: its products read the weights as they lie.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -11,275 +16,348 @@
 #include <cstring>
 #include <limits>
 #include <tuple>
-#include <type_traits>
 #include <vector>
 
 #include "../backend_switch.h"
 #include "../emulated/lstm_emulated.h"
 #include "../lstm_args.h"
 #include "../widen.h"
-#include "cell_loops.h"
-#include "gemm.h"
+#include "engine.h"
 #include "large_buffers.h"
-#include "recurrent.h"
 
 namespace fastlstm::cpu {
 namespace {
 
 using at::Tensor;
 
+// Gate gradients the backward holds at a time: a chunk of rows that stays in
+// the last-level cache while its weight-gradient products read it, and is
+// long enough that those products run at full speed (at least 1024 rows).
+constexpr int64_t kBackwardChunkBytes = int64_t{16} << 20;
+int64_t backward_chunk_rows(int64_t hidden, int64_t elem_size) {
+  return std::max<int64_t>(1024, kBackwardChunkBytes / (4 * hidden * elem_size));
+}
+
+int engine_threads() { return at::in_parallel_region() ? 1 : at::get_num_threads(); }
+
+template <typename T>
+Matrix<T> rows_of(const Tensor& t) {
+  return {t.data_ptr<T>(), t.size(1)};
+}
+
+Tensor packed(size_t size, const at::TensorOptions& opts) {
+  return at::empty({static_cast<int64_t>(size)}, opts);
+}
+
 std::optional<Tensor> contiguous(const std::optional<Tensor>& t) {
   return t ? std::optional(t->contiguous()) : std::nullopt;
 }
 
+struct LayerWeights {
+  Tensor w_ih, w_hh, bias;   // bias: zeros without one
+  std::optional<Tensor> w_hr;
+};
+
 struct ForwardBuffers {
   Tensor gates;   // [N, 4H], or [chunk rows, 4H] in inference
-  Tensor cells;   // [N, H], or [B, H] scratch in inference
+  Tensor cells;   // [N, H], or empty in inference
   Tensor output;  // [N, P]
-  Tensor h_state, c_state;  // [B, P], [B, H]: h0/c0 in, h_n/c_n out
+  Tensor h_n, c_n;
   bool saved;     // gates and cells keep every step (for backward)
 };
 
-// The input projection of each chunk as one GEMM, then the steps in one
-// persistent parallel region (recurrent.h); h_n is gathered at the end.
-void run_forward_persistent(const LayerShape& s, const StepSchedule& sched, bool reverse,
-                            const Tensor& input, const Tensor& w_ih, const Tensor& bias,
-                            const Tensor& w_hh, const Tensor& h0, ForwardBuffers& buf) {
-  const int64_t H = s.hidden;
-  const Tensor w_ih_t = w_ih.t().contiguous();  // [I, 4H]
-  const Tensor gate_panels = pack_gate_panels(w_hh);
-  PersistentForward f{&sched, reverse, H, gate_panels.data_ptr<float>(), bias.data_ptr<float>(),
-                      h0.data_ptr<float>(), nullptr, 0, buf.c_state.data_ptr<float>(),
-                      buf.cells.data_ptr<float>(), buf.saved, buf.output.data_ptr<float>()};
+// h_n: each sequence's row of its last visited step.
+template <typename T>
+void gather_final_hidden(const StepSchedule& sched, bool reverse, const Tensor& output,
+                         Tensor& h_n) {
+  const int64_t P = output.size(1);
+  const std::vector<int64_t> last = sched.last_rows(reverse);
+  for (size_t b = 0; b < last.size(); ++b) {
+    std::memcpy(h_n.data_ptr<T>() + b * P, output.data_ptr<T>() + last[b] * P, P * sizeof(T));
+  }
+}
+
+// One step for all B rows: both products read the weights in place.
+template <typename T>
+void forward_single_step(const Engine<T>& e, const LayerShape& s, const Tensor& input,
+                         const Tensor& h0, const LayerWeights& w, ForwardBuffers& buf) {
+  const int threads = engine_threads();
+  const int64_t B = s.rows, H = s.hidden, P = s.proj;
+  T* gates = buf.gates.data_ptr<T>();
+  e.gemm_nt({B, 4 * H, s.input, rows_of<T>(input), rows_of<T>(w.w_ih), gates, 4 * H, false},
+            threads);
+  e.gemm_nt({B, 4 * H, P, rows_of<T>(h0), rows_of<T>(w.w_hh), gates, 4 * H, true}, threads);
+  Tensor hidden = w.w_hr ? at::empty({B, H}, input.options()) : buf.output;
+  Tensor c = at::empty({B, H}, input.options());
+  e.cell_rows({B, H, gates, w.bias.data_ptr<T>(), buf.c_n.data_ptr<T>(), c.data_ptr<T>(),
+               hidden.data_ptr<T>()},
+              threads);
+  if (w.w_hr) {
+    e.gemm_nt({B, P, H, rows_of<T>(hidden), rows_of<T>(*w.w_hr), buf.output.data_ptr<T>(), P,
+               false},
+              threads);
+  }
+  buf.c_n.copy_(c);
+  if (buf.saved) buf.cells.copy_(c);
+  buf.h_n.copy_(buf.output);
+}
+
+// x W_ihᵀ of rows [row0, row0 + rows) into gates. Sequences of many rows
+// take the packed product (W_ih packed on the fly, the register tile at its
+// best); short ones the dot products on W_ih as it lies. Chosen by the
+// layer's rows, never the chunk's, so that inference (in chunks) and
+// training (at once) give the same bits.
+template <typename T>
+void input_projection(const Engine<T>& e, const LayerShape& s, const Tensor& input,
+                      const Tensor& w_ih, int64_t row0, int64_t rows, T* gates) {
+  constexpr int64_t kPackedProjectionRows = 32;
+  const Matrix<T> x{input.data_ptr<T>() + row0 * s.input, s.input};
+  const int64_t G = 4 * s.hidden;
+  if (s.rows >= kPackedProjectionRows) {
+    e.gemm_nn({rows, G, s.input, x, false, rows_of<T>(w_ih), true, gates, G, false},
+              engine_threads());
+  } else {
+    e.gemm_nt({rows, G, s.input, x, rows_of<T>(w_ih), gates, G, false}, engine_threads());
+  }
+}
+
+template <typename T>
+void forward_steps(const Engine<T>& e, const LayerShape& s, const StepSchedule& sched,
+                   bool reverse, const Tensor& input, const Tensor& h0, const LayerWeights& w,
+                   ForwardBuffers& buf) {
+  const int threads = engine_threads();
+  const int64_t H = s.hidden, P = s.proj;
+  const auto opts = input.options();
+  const int group = e.panels_per_group(s.batch);
+  Tensor gate_panels = packed(e.gate_panels_size(H, P, group), opts);
+  e.pack_gate_panels(w.w_hh.data_ptr<T>(), H, P, group, gate_panels.data_ptr<T>(), threads);
+  Tensor proj_panels, hidden;
+  if (w.w_hr) {
+    proj_panels = packed(e.panels_size(H, P, group), opts);
+    e.pack_panels_transposed(w.w_hr->data_ptr<T>(), H, P, H, group, proj_panels.data_ptr<T>(),
+                             threads);
+    hidden = at::empty({s.batch, H}, opts);
+  }
+  ForwardSteps<T> f{&sched, reverse, 0, 0, H, P, group, gate_panels.data_ptr<T>(),
+                    w.w_hr ? proj_panels.data_ptr<T>() : nullptr, w.bias.data_ptr<T>(),
+                    h0.data_ptr<T>(), buf.gates.data_ptr<T>(), 0, buf.saved,
+                    buf.c_n.data_ptr<T>(), buf.saved ? buf.cells.data_ptr<T>() : nullptr,
+                    buf.saved, w.w_hr ? hidden.data_ptr<T>() : nullptr,
+                    buf.output.data_ptr<T>()};
   const int64_t chunk_rows = buf.saved ? std::numeric_limits<int64_t>::max() : kInferenceChunkRows;
   for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows)) {
     f.gates_row0 = buf.saved ? 0 : chunk.row0;
-    f.gates = buf.gates.data_ptr<float>();
-    gemm<float>(chunk.rows, 4 * H, s.input, input.data_ptr<float>() + chunk.row0 * s.input,
-                s.input, w_ih_t.data_ptr<float>(), 4 * H,
-                f.gates + (chunk.row0 - f.gates_row0) * 4 * H, 4 * H, false);
-    persistent_forward_steps(f, chunk.k_begin, chunk.k_end);
+    input_projection<T>(e, s, input, w.w_ih, chunk.row0, chunk.rows,
+                        f.gates + (chunk.row0 - f.gates_row0) * 4 * H);
+    f.k_begin = chunk.k_begin;
+    f.k_end = chunk.k_end;
+    e.forward_steps(f, threads);
   }
-  const std::vector<int64_t> last = sched.last_rows(reverse);
-  float* h_n = buf.h_state.data_ptr<float>();
-  for (size_t b = 0; b < last.size(); ++b) {
-    std::memcpy(h_n + b * H, f.output + last[b] * H, H * sizeof(float));
-  }
-}
-
-template <typename T>
-void run_forward(const LayerShape& s, const StepSchedule& sched, bool reverse, const Tensor& input,
-                 const Tensor& w_ih, const Tensor& bias, const Tensor& w_hh,
-                 const std::optional<Tensor>& w_hr, ForwardBuffers& buf) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (sched.steps() > 1 && use_persistent_forward(s, input.scalar_type(), w_hr.has_value())) {
-      // h0 is read until the last step; h_n is written over it only after.
-      run_forward_persistent(s, sched, reverse, input, w_ih, bias, w_hh, buf.h_state, buf);
-      return;
-    }
-  }
-  const int64_t H = s.hidden, P = s.proj;
-  // Transposed copies for the GEMM ukernel pay off only over several steps.
-  const bool reused = sched.steps() > 1;
-  const Tensor w_ih_t = reused ? w_ih.t().contiguous() : Tensor();           // [I, 4H]
-  const Tensor w_hh_t = reused ? w_hh.t().contiguous() : Tensor();           // [P, 4H]
-  const Tensor w_hr_t = reused && w_hr ? w_hr->t().contiguous() : Tensor();  // [H, P]
-  // With a projection, o*tanh(c) lands here before the [H -> P] GEMM.
-  Tensor hidden = w_hr ? at::empty({s.batch, H}, buf.output.options()) : Tensor();
-  const T* b = bias.data_ptr<T>();
-  T* c = buf.c_state.data_ptr<T>();
-  T* h_prev = buf.h_state.data_ptr<T>();
-  const int64_t chunk_rows = buf.saved ? std::numeric_limits<int64_t>::max() : kInferenceChunkRows;
-  for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows)) {
-    const int64_t row0 = chunk.row0;
-    T* gates0 = buf.gates.data_ptr<T>() + (buf.saved ? row0 * 4 * H : 0);
-    gemm_weight_t<T>(chunk.rows, 4 * H, s.input, input.data_ptr<T>() + row0 * s.input, s.input,
-                     w_ih, w_ih_t, gates0, 4 * H, false);
-    for (int64_t k = chunk.k_begin; k < chunk.k_end; ++k) {
-      const int64_t t = sched.step_at(k, reverse);
-      const int64_t rows = sched.batch[t], off = sched.offset[t];
-      T* g = gates0 + (off - row0) * 4 * H;
-      T* cell = buf.cells.data_ptr<T>() + (buf.saved ? off * H : 0);
-      T* out = buf.output.data_ptr<T>() + off * P;
-      T* h = w_hr ? hidden.data_ptr<T>() : out;
-      gemm_weight_t<T>(rows, 4 * H, P, h_prev, P, w_hh, w_hh_t, g, 4 * H, true);
-      for_each_unit_block(rows, H, [&](int64_t r, int64_t j0, int64_t j1) {
-        forward_units<T>(H, j0, j1, g + r * 4 * H, b, c + r * H, cell + r * H, h + r * H);
-      });
-      if (w_hr) gemm_weight_t<T>(rows, P, H, h, H, *w_hr, w_hr_t, out, P, false);
-      std::memcpy(h_prev, out, rows * P * sizeof(T));
-    }
-  }
+  gather_final_hidden<T>(sched, reverse, buf.output, buf.h_n);
 }
 
 LayerOutputs lstm_layer_cpu(
-    const Tensor& input_, const Tensor& h0, const Tensor& c0, const Tensor& w_ih_,
+    const Tensor& input_, const Tensor& h0_, const Tensor& c0_, const Tensor& w_ih_,
     const Tensor& w_hh_, const std::optional<Tensor>& bias_, const std::optional<Tensor>& w_hr_,
     const std::optional<Tensor>& batch_sizes, bool reverse, bool save_workspace) {
   if (current_backend().emulated) {
-    return emulated::lstm_layer(input_, h0, c0, w_ih_, w_hh_, bias_, w_hr_, batch_sizes, reverse,
-                                save_workspace);
+    return emulated::lstm_layer(input_, h0_, c0_, w_ih_, w_hh_, bias_, w_hr_, batch_sizes,
+                                reverse, save_workspace);
   }
-  const LayerShape s = check_layer_args(input_, h0, c0, w_ih_, w_hh_, bias_, w_hr_, batch_sizes);
+  const LayerShape s = check_layer_args(input_, h0_, c0_, w_ih_, w_hh_, bias_, w_hr_, batch_sizes);
   if (is_widened(input_)) {
-    return layer_in_float(lstm_layer_cpu, input_, h0, c0, w_ih_, w_hh_, bias_, w_hr_,
+    return layer_in_float(lstm_layer_cpu, input_, h0_, c0_, w_ih_, w_hh_, bias_, w_hr_,
                           batch_sizes, reverse, save_workspace);
   }
   const StepSchedule sched = make_schedule(s, batch_sizes);
-  const Tensor input = input_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
+  const Tensor input = input_.contiguous(), h0 = h0_.contiguous();
   const auto opts = input.options();
-  const Tensor bias = bias_ ? bias_->contiguous() : at::zeros({4 * s.hidden}, opts);
-  const std::optional<Tensor> w_hr = contiguous(w_hr_);
+  const LayerWeights w{w_ih_.contiguous(), w_hh_.contiguous(),
+                       bias_ ? bias_->contiguous() : at::zeros({4 * s.hidden}, opts),
+                       contiguous(w_hr_)};
   const int64_t gate_rows =
       save_workspace ? s.rows : std::min(s.rows, std::max(kInferenceChunkRows, s.batch));
-  Tensor gates = empty_large({gate_rows, 4 * s.hidden}, opts);
-  Tensor cells = empty_large({save_workspace ? s.rows : s.batch, s.hidden}, opts);
-  Tensor output = empty_large({s.rows, s.proj}, opts);
-  Tensor h_n = h0.contiguous().clone();
-  Tensor c_n = c0.contiguous().clone();
-  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer (CPU)", [&] {
-    ForwardBuffers buf{gates, cells, output, h_n, c_n, save_workspace};
-    run_forward<scalar_t>(s, sched, reverse, input, w_ih, bias, w_hh, w_hr, buf);
-  });
-  if (!save_workspace) {
-    gates = at::empty({0, 4 * s.hidden}, opts);
-    cells = at::empty({0, s.hidden}, opts);
-  }
-  return {output, h_n, c_n, gates, cells};
-}
-
-// Per-step backward; leaves dL/dh0, dL/dc0 in dh_state, dc_state and, with a
-// projection, the total dL/dh_t of every row in dh_total (for grad_w_hr).
-template <typename T>
-void run_backward(const LayerShape& s, const StepSchedule& sched, bool reverse,
-                  const Tensor& grad_output, const Tensor& c0, const Tensor& w_hh,
-                  const std::optional<Tensor>& w_hr, const Tensor& gates, const Tensor& cells,
-                  Tensor& dgates, Tensor& dh_state, Tensor& dc_state, Tensor& dh_total) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (use_persistent_backward(s, gates.scalar_type(), w_hr.has_value())) {
-      const Tensor column_panels = pack_column_panels(w_hh);
-      persistent_backward_steps({&sched, reverse, s.hidden, column_panels.data_ptr<float>(),
-                                 gates.data_ptr<float>(), cells.data_ptr<float>(),
-                                 c0.data_ptr<float>(), grad_output.data_ptr<float>(),
-                                 dh_state.data_ptr<float>(), dc_state.data_ptr<float>(),
-                                 dgates.data_ptr<float>()});
-      return;
-    }
-  }
-  const int64_t H = s.hidden, P = s.proj;
-  // With a projection dL/d(o*tanh c) comes from a GEMM and has no second term.
-  Tensor dhidden = w_hr ? at::empty({s.batch, H}, gates.options()) : Tensor();
-  Tensor zeros = w_hr ? at::zeros({s.batch, H}, gates.options()) : Tensor();
-  std::vector<const T*> c_prev(s.batch);
-  T* dh_next = dh_state.data_ptr<T>();
-  T* dc = dc_state.data_ptr<T>();
-  for (int64_t k = sched.steps() - 1; k >= 0; --k) {
-    const int64_t t = sched.step_at(k, reverse);
-    const int64_t rows = sched.batch[t], off = sched.offset[t];
-    for (int64_t b = 0; b < rows; ++b) {
-      const int64_t prev = sched.prev_row(t, b, reverse);
-      c_prev[b] = prev >= 0 ? cells.data_ptr<T>() + prev * H : c0.data_ptr<T>() + b * H;
-    }
-    const T* dh = grad_output.data_ptr<T>() + off * P;
-    const T* dh_recurrent = dh_next;
-    if (w_hr) {
-      T* dh_t = dh_total.data_ptr<T>() + off * P;
-      for (int64_t i = 0; i < rows * P; ++i) dh_t[i] = dh[i] + dh_next[i];
-      gemm<T>(rows, H, P, dh_t, P, w_hr->data_ptr<T>(), H, dhidden.data_ptr<T>(), H, false);
-      dh = dhidden.data_ptr<T>();
-      dh_recurrent = zeros.data_ptr<T>();
-    }
-    const T* g = gates.data_ptr<T>() + off * 4 * H;
-    const T* c = cells.data_ptr<T>() + off * H;
-    T* dg = dgates.data_ptr<T>() + off * 4 * H;
-    for_each_unit_block(rows, H, [&](int64_t r, int64_t j0, int64_t j1) {
-      backward_units<T>(H, j0, j1, g + r * 4 * H, c + r * H, c_prev[r], dh + r * H,
-                        dh_recurrent + r * H, dc + r * H, dg + r * 4 * H);
+  ForwardBuffers buf{empty_large({gate_rows, 4 * s.hidden}, opts),
+                     save_workspace ? empty_large({s.rows, s.hidden}, opts)
+                                    : at::empty({0, s.hidden}, opts),
+                     empty_large({s.rows, s.proj}, opts), at::empty({s.batch, s.proj}, opts),
+                     c0_.contiguous().clone(), save_workspace};
+  if (s.rows > 0) {
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer (CPU)", [&] {
+      const Engine<scalar_t>& e = cpu_engine<scalar_t>();
+      if (sched.steps() == 1) {
+        forward_single_step<scalar_t>(e, s, input, h0, w, buf);
+      } else {
+        forward_steps<scalar_t>(e, s, sched, reverse, input, h0, w, buf);
+      }
     });
-    gemm<T>(rows, P, 4 * H, dg, 4 * H, w_hh.data_ptr<T>(), P, dh_next, P, false);
+  } else {
+    buf.h_n.copy_(h0);
   }
+  if (!save_workspace) buf.gates = at::empty({0, 4 * s.hidden}, opts);
+  return {buf.output, buf.h_n, buf.c_n, buf.gates, buf.cells};
 }
 
-// h_{t-1} of every row [N, P]: the right operand of grad_w_hh.
+// grad_output as rows at a stride, without copying it where its rows are
+// already contiguous (stride 0: the same row for every row, as the gradient
+// of out.sum() arrives).
 template <typename T>
-Tensor step_inputs_prev(const StepSchedule& sched, bool reverse, const Tensor& output,
-                        const Tensor& h0) {
+struct OutputGrad {
+  Tensor held;
+  const T* data;
+  int64_t ld;
+};
+
+template <typename T>
+OutputGrad<T> output_grad_rows(const Tensor& g) {
+  if (g.size(0) > 0 && (g.stride(1) == 1 || g.size(1) <= 1) &&
+      (g.stride(0) == 0 || g.stride(0) >= g.size(1))) {
+    return {g, g.data_ptr<T>(), g.stride(0)};
+  }
+  if (g.size(0) > 0 && g.stride(0) == 0) {
+    Tensor row = g[0].contiguous();
+    return {row, row.data_ptr<T>(), 0};
+  }
+  Tensor rows = g.contiguous();
+  return {rows, rows.data_ptr<T>(), g.size(1)};
+}
+
+struct LayerGradBuffers {
+  Tensor grad_input, dh_state, dc_state, grad_w_ih, grad_w_hh, grad_w_hr;
+  std::vector<double> bias_sums;
+};
+
+// The rows of h_{t-1} for rows [row0, row0 + rows): at one stride where they
+// are a block of the output (or of h0), else one pointer per row.
+template <typename T>
+struct PreviousRows {
+  std::vector<const T*> pointers;
+  Matrix<T> matrix;
+};
+
+template <typename T>
+PreviousRows<T> previous_rows(const StepSchedule& sched, bool reverse, const StepChunk& chunk,
+                              const Tensor& output, const Tensor& h0) {
   const int64_t P = output.size(1);
-  Tensor h_prev = at::empty_like(output);
-  for (int64_t t = 0; t < sched.steps(); ++t) {
+  const int64_t t_a = sched.step_at(chunk.k_begin, reverse);
+  const int64_t t_b = sched.step_at(chunk.k_end - 1, reverse);
+  PreviousRows<T> prev;
+  prev.pointers.reserve(chunk.rows);
+  for (int64_t t = std::min(t_a, t_b); t <= std::max(t_a, t_b); ++t) {
     for (int64_t b = 0; b < sched.batch[t]; ++b) {
       const int64_t src = sched.prev_row(t, b, reverse);
-      const T* from = src >= 0 ? output.data_ptr<T>() + src * P : h0.data_ptr<T>() + b * P;
-      std::memcpy(h_prev.data_ptr<T>() + (sched.offset[t] + b) * P, from, P * sizeof(T));
+      prev.pointers.push_back(src >= 0 ? output.data_ptr<T>() + src * P : h0.data_ptr<T>() + b * P);
     }
   }
-  return h_prev;
-}
-
-// grad_w_ih = dgatesᵀ x and grad_w_hh = dgatesᵀ h_{t-1}. With every step full
-// (no packing), h_{t-1} of the rows that continue from a step is a block of
-// the output, read in place; the B rows that start from h0 add their product
-// apart. Only packed sequences gather h_{t-1} into a copy the size of the
-// output, which would otherwise sit at the peak of a training step's memory.
-template <typename T>
-void weight_grads(const LayerShape& s, const StepSchedule& sched, bool reverse,
-                  const Tensor& dgates, const Tensor& input, const Tensor& output,
-                  const Tensor& h0, Tensor& grad_w_ih, Tensor& grad_w_hh) {
-  const int64_t G = 4 * s.hidden, I = s.input, P = s.proj;
-  const T* dg = dgates.data_ptr<T>();
-  const RightOperand<T> x_product{input.data_ptr<T>(), I, I, grad_w_ih.data_ptr<T>(), I};
-  if (!sched.full() || s.rows == 0) {
-    const Tensor h_prev = step_inputs_prev<T>(sched, reverse, output, h0);
-    const RightOperand<T> products[] = {
-        x_product, {h_prev.data_ptr<T>(), P, P, grad_w_hh.data_ptr<T>(), P}};
-    gemm_a_t<T>(G, s.rows, dg, G, products, 2);
-    return;
+  bool strided = true;
+  for (size_t i = 1; i < prev.pointers.size() && strided; ++i) {
+    strided = prev.pointers[i] == prev.pointers[0] + static_cast<int64_t>(i) * P;
   }
-  const FullStepRows r = full_step_rows(s.rows, s.batch, reverse);
-  gemm_a_t<T>(G, s.rows, dg, G, &x_product, 1);
-  Tensor h0_part = at::empty_like(grad_w_hh);
-  const RightOperand<T> h0_product{h0.data_ptr<T>(), P, P, h0_part.data_ptr<T>(), P};
-  gemm_a_t<T>(G, s.batch, dg + r.from_h0 * G, G, &h0_product, 1);
-  if (r.carried == 0) {
-    grad_w_hh.copy_(h0_part);
-    return;
+  prev.matrix =
+      strided ? Matrix<T>{prev.pointers[0], P} : Matrix<T>{nullptr, P, prev.pointers.data()};
+  return prev;
+}
+
+// The whole-sequence products' share of one chunk of rows [row0, row0 + R):
+// grad_input rows, and grad_w_ih, grad_w_hh, grad_bias (and grad_w_hr)
+// added to (or, for the first chunk, written).
+template <typename T>
+void chunk_products(const Engine<T>& e, const LayerShape& s, const StepSchedule& sched,
+                    bool reverse, const StepChunk& chunk, bool first, const Tensor& input,
+                    const Tensor& h0, const LayerWeights& w, const Tensor& output,
+                    const Tensor& gates, const Tensor& cells, const T* dgates,
+                    const T* dh_total, LayerGradBuffers& g) {
+  const int threads = engine_threads();
+  const int64_t R = chunk.rows, row0 = chunk.row0, G = 4 * s.hidden, I = s.input, P = s.proj;
+  const Matrix<T> dg{dgates, G};
+  e.gemm_nn({R, I, G, dg, false, rows_of<T>(w.w_ih), false,
+             g.grad_input.data_ptr<T>() + row0 * I, I, false},
+            threads);
+  e.gemm_nn({G, I, R, dg, true, {input.data_ptr<T>() + row0 * I, I}, false,
+             g.grad_w_ih.data_ptr<T>(), I, !first},
+            threads);
+  const PreviousRows<T> prev = previous_rows<T>(sched, reverse, chunk, output, h0);
+  e.gemm_nn({G, P, R, dg, true, prev.matrix, false, g.grad_w_hh.data_ptr<T>(), P, !first},
+            threads);
+  e.add_column_sums(R, G, dgates, G, g.bias_sums.data());
+  if (w.w_hr) {
+    const int64_t H = s.hidden;
+    Tensor hidden = at::empty({R, H}, gates.options());
+    e.hidden_rows(R, H, gates.data_ptr<T>() + row0 * G, cells.data_ptr<T>() + row0 * H,
+                  hidden.data_ptr<T>());
+    e.gemm_nn({P, H, R, {dh_total, P}, true, rows_of<T>(hidden), false,
+               g.grad_w_hr.data_ptr<T>(), H, !first},
+              threads);
   }
-  const RightOperand<T> output_product{output.data_ptr<T>() + r.source * P, P, P,
-                                       grad_w_hh.data_ptr<T>(), P};
-  gemm_a_t<T>(G, r.carried, dg + r.continuing * G, G, &output_product, 1);
-  grad_w_hh.add_(h0_part);
 }
 
-// o * tanh(c) of every row, from the workspace: the right operand of grad_w_hr.
 template <typename T>
-Tensor recompute_hidden(const Tensor& gates, const Tensor& cells) {
-  const int64_t H = cells.size(1);
-  Tensor hidden = at::empty_like(cells);
-  const T* g = gates.data_ptr<T>();
-  const T* c = cells.data_ptr<T>();
-  T* h = hidden.data_ptr<T>();
-  for_each_unit_block(cells.size(0), H, [&](int64_t r, int64_t j0, int64_t j1) {
-    hidden_units<T>(H, j0, j1, g + r * 4 * H, c + r * H, h + r * H);
-  });
-  return hidden;
+void backward_single_step(const Engine<T>& e, const LayerShape& s, const StepSchedule& sched,
+                          const Tensor& grad_output, const Tensor& input, const Tensor& h0,
+                          const Tensor& c0, const LayerWeights& w, const Tensor& output,
+                          const Tensor& gates, const Tensor& cells, LayerGradBuffers& g) {
+  const int threads = engine_threads();
+  const int64_t B = s.rows, H = s.hidden, P = s.proj;
+  const auto opts = gates.options();
+  // dL/dh_t: the output's gradient plus h_n's, through the projection if any.
+  const Tensor dh_total = grad_output + g.dh_state;
+  Tensor dh = dh_total;
+  if (w.w_hr) {
+    dh = at::empty({B, H}, opts);
+    e.gemm_nn({B, H, P, rows_of<T>(dh_total), false, rows_of<T>(*w.w_hr), false,
+               dh.data_ptr<T>(), H, false},
+              threads);
+  }
+  Tensor dgates = at::empty({B, 4 * H}, opts);
+  Tensor dc_prev = at::empty({B, H}, opts);
+  e.cell_grad_rows({B, H, gates.data_ptr<T>(), cells.data_ptr<T>(), c0.data_ptr<T>(),
+                    dh.data_ptr<T>(), g.dc_state.data_ptr<T>(), dgates.data_ptr<T>(),
+                    dc_prev.data_ptr<T>()},
+                   threads);
+  g.dc_state = dc_prev;
+  e.gemm_nn({B, P, 4 * H, rows_of<T>(dgates), false, rows_of<T>(w.w_hh), false,
+             g.dh_state.data_ptr<T>(), P, false},
+            threads);
+  chunk_products<T>(e, s, sched, false, {0, 1, 0, B}, true, input, h0, w, output, gates, cells,
+                    dgates.data_ptr<T>(), dh_total.data_ptr<T>(), g);
 }
 
-// Sum over rows in a fixed order per column, whatever the thread count.
 template <typename T>
-Tensor column_sum(const Tensor& x) {
-  const int64_t rows = x.size(0), cols = x.size(1);
-  Tensor out = at::empty({cols}, x.options());
-  const T* in = x.data_ptr<T>();
-  T* o = out.data_ptr<T>();
-  at::parallel_for(0, cols, 64, [&](int64_t c0, int64_t c1) {
-    std::vector<double> acc(c1 - c0, 0.0);
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* row = in + r * cols;
-      for (int64_t c = c0; c < c1; ++c) acc[c - c0] += row[c];
-    }
-    for (int64_t c = c0; c < c1; ++c) o[c] = static_cast<T>(acc[c - c0]);
-  });
-  return out;
+void backward_steps(const Engine<T>& e, const LayerShape& s, const StepSchedule& sched,
+                    bool reverse, const OutputGrad<T>& grad_output, const Tensor& input,
+                    const Tensor& h0, const Tensor& c0, const LayerWeights& w,
+                    const Tensor& output, const Tensor& gates, const Tensor& cells,
+                    LayerGradBuffers& g) {
+  const int threads = engine_threads();
+  const int64_t H = s.hidden, P = s.proj;
+  const auto opts = gates.options();
+  const int group = e.panels_per_group(s.batch);
+  Tensor hh_panels = packed(e.panels_size(4 * H, P, group), opts);
+  e.pack_panels(w.w_hh.data_ptr<T>(), P, 4 * H, P, group, hh_panels.data_ptr<T>(), threads);
+  Tensor hr_panels;
+  if (w.w_hr) {
+    hr_panels = packed(e.panels_size(P, H, group), opts);
+    e.pack_panels(w.w_hr->data_ptr<T>(), H, P, H, group, hr_panels.data_ptr<T>(), threads);
+  }
+  const std::vector<StepChunk> chunks =
+      step_chunks(sched, reverse, backward_chunk_rows(H, sizeof(T)));
+  int64_t most_rows = 0;
+  for (const StepChunk& c : chunks) most_rows = std::max(most_rows, c.rows);
+  Tensor dgates = empty_large({most_rows, 4 * H}, opts);
+  Tensor dh_total = w.w_hr ? at::empty({most_rows, P}, opts) : Tensor();
+  BackwardSteps<T> d{&sched, reverse, 0, 0, H, P, group, hh_panels.data_ptr<T>(),
+                     w.w_hr ? hr_panels.data_ptr<T>() : nullptr, gates.data_ptr<T>(),
+                     cells.data_ptr<T>(), c0.data_ptr<T>(), grad_output.data, grad_output.ld,
+                     g.dh_state.data_ptr<T>(), g.dc_state.data_ptr<T>(), dgates.data_ptr<T>(), 0,
+                     w.w_hr ? dh_total.data_ptr<T>() : nullptr};
+  for (auto chunk = chunks.rbegin(); chunk != chunks.rend(); ++chunk) {
+    d.k_begin = chunk->k_begin;
+    d.k_end = chunk->k_end;
+    d.dgates_row0 = chunk->row0;
+    e.backward_steps(d, threads);
+    chunk_products<T>(e, s, sched, reverse, *chunk, chunk == chunks.rbegin(), input, h0, w,
+                      output, gates, cells, d.dgates, d.dh_total, g);
+  }
 }
 
 LayerGrads lstm_layer_backward_cpu(
@@ -302,41 +380,43 @@ LayerGrads lstm_layer_backward_cpu(
                                    output_, gates_, cells_);
   }
   const StepSchedule sched = make_schedule(s, batch_sizes);
-  const Tensor grad_output = grad_output_.contiguous(), input = input_.contiguous();
-  const Tensor h0 = h0_.contiguous(), c0 = c0_.contiguous();
-  const Tensor w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
+  const Tensor input = input_.contiguous(), h0 = h0_.contiguous(), c0 = c0_.contiguous();
   const Tensor output = output_.contiguous(), gates = gates_.contiguous();
   const Tensor cells = cells_.contiguous();
-  const std::optional<Tensor> w_hr = contiguous(w_hr_);
-
-  Tensor dgates = empty_large(gates.sizes(), gates.options());
-  Tensor dh_state = grad_h_n.contiguous().clone();
-  Tensor dc_state = grad_c_n.contiguous().clone();
-  Tensor dh_total = w_hr ? at::empty_like(output) : Tensor();
-  Tensor grad_input = empty_large(input.sizes(), input.options());
-  Tensor grad_w_ih, grad_w_hh, grad_bias, grad_w_hr;
-  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer_backward (CPU)", [&] {
-    run_backward<scalar_t>(s, sched, reverse, grad_output, c0, w_hh, w_hr, gates, cells, dgates,
-                           dh_state, dc_state, dh_total);
-    grad_w_ih = at::empty_like(w_ih);
-    grad_w_hh = at::empty_like(w_hh);
-    weight_grads<scalar_t>(s, sched, reverse, dgates, input, output, h0, grad_w_ih, grad_w_hh);
-    grad_bias = column_sum<scalar_t>(dgates);
-    gemm<scalar_t>(s.rows, s.input, 4 * s.hidden, dgates.data_ptr<scalar_t>(), 4 * s.hidden,
-                   w_ih.data_ptr<scalar_t>(), s.input, grad_input.data_ptr<scalar_t>(), s.input,
-                   false);
-    grad_w_hr = w_hr ? at::mm(dh_total.t(), recompute_hidden<scalar_t>(gates, cells))
-                     : at::empty({0}, input.options());
-  });
-  return {grad_input, dh_state, dc_state, grad_w_ih, grad_w_hh, grad_bias, grad_w_hr};
+  const auto opts = input.options();
+  const LayerWeights w{w_ih_.contiguous(), w_hh_.contiguous(), Tensor(), contiguous(w_hr_)};
+  LayerGradBuffers g{empty_large(input.sizes(), opts), grad_h_n.contiguous().clone(),
+                     grad_c_n.contiguous().clone(), at::empty_like(w.w_ih),
+                     at::empty_like(w.w_hh),
+                     w.w_hr ? at::empty_like(*w.w_hr) : at::empty({0}, opts),
+                     std::vector<double>(4 * s.hidden, 0.0)};
+  if (s.rows == 0) {
+    g.grad_w_ih.zero_();
+    g.grad_w_hh.zero_();
+    g.grad_w_hr.zero_();
+  } else {
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer_backward (CPU)", [&] {
+      const Engine<scalar_t>& e = cpu_engine<scalar_t>();
+      if (sched.steps() == 1) {
+        backward_single_step<scalar_t>(e, s, sched, grad_output_, input, h0, c0, w, output,
+                                       gates, cells, g);
+      } else {
+        backward_steps<scalar_t>(e, s, sched, reverse, output_grad_rows<scalar_t>(grad_output_),
+                                 input, h0, c0, w, output, gates, cells, g);
+      }
+    });
+  }
+  Tensor grad_bias = at::tensor(g.bias_sums, at::TensorOptions().dtype(at::kDouble))
+                         .to(input.scalar_type());
+  return {g.grad_input, g.dh_state, g.dc_state, g.grad_w_ih, g.grad_w_hh, grad_bias, g.grad_w_hr};
 }
 
 std::tuple<Tensor, Tensor> gate_activations_cpu(const Tensor& x_) {
   const Tensor x = x_.contiguous();
   Tensor sig = at::empty_like(x), tanh = at::empty_like(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fastlstm::_gate_activations (CPU)", [&] {
-    activation_units<scalar_t>(x.numel(), x.data_ptr<scalar_t>(), sig.data_ptr<scalar_t>(),
-                               tanh.data_ptr<scalar_t>());
+    cpu_engine<scalar_t>().activations(x.numel(), x.data_ptr<scalar_t>(),
+                                       sig.data_ptr<scalar_t>(), tanh.data_ptr<scalar_t>());
   });
   return {sig, tanh};
 }

@@ -1,0 +1,177 @@
+// The CPU engine: the products, recurrences and elementwise passes of the CPU
+// backend, torch-free, compiled once per instruction set from one source
+// (csrc/cpu/engine/) and chosen at run time (cpu_engine<T>()). The torch
+// glue (lstm_cpu.cpp) owns the buffers and calls these.
+//
+// Shapes follow the ops: N rows of all steps, B rows of the widest step,
+// I input size, H hidden size, P width of h (H without projection).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../step_schedule.h"
+
+namespace fastlstm::cpu {
+
+// A matrix as the engine reads it: row i at rows[i] when rows is set (rows
+// gathered from several places), else at data + i * ld.
+template <typename T>
+struct Matrix {
+  const T* data = nullptr;
+  int64_t ld = 0;
+  const T* const* rows = nullptr;
+};
+
+// C[M, N] (+)= A . B. A [M, K] is `a` (rows at one stride) or, with
+// a_transposed, aᵀ for a [K, M]. B [K, N] is `b` (row k of B is b's row k)
+// or, with b_transposed, bᵀ for b [N, K]: a weight as it lies.
+template <typename T>
+struct GemmNN {
+  int64_t m, n, k;
+  Matrix<T> a;
+  bool a_transposed;
+  Matrix<T> b;
+  bool b_transposed;
+  T* c;
+  int64_t ldc;
+  bool accumulate;  // C += A . B, else C = A . B
+};
+
+// C[M, N] (+)= A . Wᵀ for A [M, K] and a weight W [N, K] as it lies.
+template <typename T>
+struct GemmNT {
+  int64_t m, n, k;
+  Matrix<T> a;
+  Matrix<T> w;
+  T* c;
+  int64_t ldc;
+  bool accumulate;
+};
+
+// Visited steps [k_begin, k_end) of the forward recurrence. gates holds rows
+// [gates_row0, ...) with the input projection (x W_ihᵀ) of those steps; with
+// keep_gates they are replaced by the activated gates. c_state is advanced
+// in place; with keep_cells, cells gets c_t of every row. h_{t-1} comes from
+// output (the previous step's rows) or h0.
+template <typename T>
+struct ForwardSteps {
+  const StepSchedule* sched;
+  bool reverse;
+  int64_t k_begin, k_end;
+  int64_t hidden, proj;
+  int panel_group;       // panels_per_group(B) the panels below were packed with
+  const T* gate_panels;  // pack_gate_panels(w_hh)
+  const T* proj_panels;  // pack_panels_transposed(w_hr [P, H]): projection only
+  const T* bias;         // [4H]
+  const T* h0;           // [B, P]
+  T* gates;              // rows [gates_row0, ...) of [N, 4H]
+  int64_t gates_row0;
+  bool keep_gates;
+  T* c_state;            // [B, H]
+  T* cells;              // [N, H] when keep_cells
+  bool keep_cells;
+  T* hidden_rows;        // [B, H] scratch: projection only
+  T* output;             // [N, P]
+};
+
+// Visited steps [k_begin, k_end) of the backward recurrence, from the last
+// down. dh_state [B, P] holds dL/dh reaching the latest visited step's output
+// from later steps (dL/dh_n at first) and ends with it for the step before
+// k_begin (dL/dh0 at the end); dc_state [B, H] likewise for c. dgates gets the
+// gate gradients of the chunk's rows [dgates_row0, ...); with a projection,
+// dh_total gets dL/dh_t (output gradient plus recurrent) of those rows.
+template <typename T>
+struct BackwardSteps {
+  const StepSchedule* sched;
+  bool reverse;
+  int64_t k_begin, k_end;
+  int64_t hidden, proj;
+  int panel_group;       // panels_per_group(B) the panels below were packed with
+  const T* hh_panels;    // pack_panels(w_hh [4H, P])
+  const T* hr_panels;    // pack_panels(w_hr [P, H]): projection only
+  const T* gates;        // [N, 4H] activated gates
+  const T* cells;        // [N, H]
+  const T* c0;           // [B, H]
+  const T* grad_output;  // row r at grad_output + r * grad_output_ld ([N, P]; ld 0: one row)
+  int64_t grad_output_ld;
+  T* dh_state;           // [B, P]
+  T* dc_state;           // [B, H]
+  T* dgates;             // rows [dgates_row0, ...) of [N, 4H]
+  int64_t dgates_row0;
+  T* dh_total;           // rows [dgates_row0, ...) of [N, P]: projection only
+};
+
+// One step for every row at once (a single-step layer, an LSTMCell):
+// gates [B, 4H] hold the full pre-activations without bias.
+template <typename T>
+struct CellRows {
+  int64_t rows, hidden;
+  T* gates;        // [B, 4H]: pre-activations in, activated gates out
+  const T* bias;   // [4H]
+  const T* c_prev; // [B, H]
+  T* c;            // [B, H]
+  T* h;            // [B, H]
+};
+
+template <typename T>
+struct CellGradRows {
+  int64_t rows, hidden;
+  const T* gates;   // [B, 4H] activated
+  const T* c;       // [B, H]
+  const T* c_prev;  // [B, H]
+  const T* dh;      // [B, H] dL/dh_t
+  const T* dc;      // [B, H] dL/dc_t from later steps
+  T* dgates;        // [B, 4H]
+  T* dc_prev;       // [B, H]
+};
+
+// The engine for one storage type. `threads` is the most threads a call may
+// use (1 inside another parallel region); no result depends on it.
+template <typename T>
+struct Engine {
+  const char* isa;  // "avx2" or "generic"
+  void (*gemm_nn)(const GemmNN<T>&, int threads);
+  void (*gemm_nt)(const GemmNT<T>&, int threads);
+  // The recurrences' right operands, packed once per call in groups of
+  // panels_per_group(B) panels (a layout chosen by the batch B).
+  int (*panels_per_group)(int64_t batch);
+  // W_hh [4H, P] as the forward recurrence reads it.
+  size_t (*gate_panels_size)(int64_t hidden, int64_t proj, int group);
+  void (*pack_gate_panels)(const T* w_hh, int64_t hidden, int64_t proj, int group, T* out,
+                           int threads);
+  // B [K, N] (row-major, ld) as panels of full K.
+  size_t (*panels_size)(int64_t k, int64_t n, int group);
+  void (*pack_panels)(const T* b, int64_t ld, int64_t k, int64_t n, int group, T* out,
+                      int threads);
+  // The same panels of B = Wᵀ for W [N, K] (row-major, ld).
+  void (*pack_panels_transposed)(const T* w, int64_t ld, int64_t n, int64_t k, int group, T* out,
+                                 int threads);
+  void (*forward_steps)(const ForwardSteps<T>&, int threads);
+  void (*backward_steps)(const BackwardSteps<T>&, int threads);
+  void (*cell_rows)(const CellRows<T>&, int threads);
+  void (*cell_grad_rows)(const CellGradRows<T>&, int threads);
+  // h = o * tanh(c) for rows of saved gates [rows, 4H] and cells [rows, H].
+  void (*hidden_rows)(int64_t rows, int64_t hidden, const T* gates, const T* cells, T* h);
+  // sums[j] += sum over rows of x[r * ld + j], rows in order, in double.
+  void (*add_column_sums)(int64_t rows, int64_t cols, const T* x, int64_t ld, double* sums);
+  // sigmoid and tanh of n values exactly as the passes above compute them.
+  void (*activations)(int64_t n, const T* x, T* sigmoid_x, T* tanh_x);
+};
+
+// The engine of the running CPU: AVX2+FMA float kernels where the CPU has
+// them (x86-64 built with GCC), else the generic ones; FASTLSTM_CPU_ISA=generic
+// forces the generic ones. Doubles always take the generic engine.
+template <typename T>
+const Engine<T>& cpu_engine();
+template <>
+const Engine<float>& cpu_engine<float>();
+template <>
+const Engine<double>& cpu_engine<double>();
+
+// Each instruction set's engine, for cpu_engine and the tests; null where not built.
+const Engine<float>* avx2_float_engine();
+const Engine<float>& generic_float_engine();
+const Engine<double>& generic_double_engine();
+
+}  // namespace fastlstm::cpu

@@ -1,0 +1,103 @@
+// Elementwise passes of the CPU engine over whole rows: one step for every
+// row at once (single-step layers, LSTMCell), the hidden state recomputed
+// for a projection's weight gradient, column sums, and the activations the
+// tests bound. Same vectors and gate math as the recurrences.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "../engine.h"
+#include "team.h"
+#include "tile.h"
+
+namespace fastlstm::cpu::FASTLSTM_CPU_ISA {
+
+// body(row, u0, n) for every row and wide vector of units [u0, u0 + n) of H
+// units, split over a team when there is enough of it.
+template <typename V, typename Body>
+void for_each_unit_vector(int64_t rows, int64_t H, int threads, const Body& body) {
+  constexpr int64_t W = Wide<V>::kWidth;
+  const int64_t per_row = (H + W - 1) / W;
+  auto run = [&](int tid, int team, SpinBarrier&) {
+    const Slice mine = slice_of(rows * per_row, tid, team);
+    for (int64_t item = mine.first; item < mine.last; ++item) {
+      const int64_t row = item / per_row, u0 = (item % per_row) * W;
+      body(row, u0, static_cast<int>(std::min<int64_t>(W, H - u0)));
+    }
+  };
+  // Gate math is about 30 operations per unit: count it as work.
+  run_team(team_size(threads, rows * H * 32), run);
+}
+
+template <typename V>
+void cell_rows(const CellRows<typename V::Scalar>& c, int threads) {
+  const int64_t H = c.hidden;
+  for_each_unit_vector<V>(c.rows, H, threads, [&](int64_t r, int64_t u0, int n) {
+    const Lanes<Wide<V>> l{n};
+    auto* gates = c.gates + r * 4 * H + u0;
+    Wide<V> pre[kNumGates];
+    for (int g = 0; g < kNumGates; ++g) pre[g] = l.load(gates + g * H) + l.load(c.bias + g * H + u0);
+    const CellState<Wide<V>> s =
+        cell_forward(pre[kGateI], pre[kGateF], pre[kGateG], pre[kGateO], l.load(c.c_prev + r * H + u0));
+    l.store(s.i, gates + kGateI * H);
+    l.store(s.f, gates + kGateF * H);
+    l.store(s.g, gates + kGateG * H);
+    l.store(s.o, gates + kGateO * H);
+    l.store(s.c, c.c + r * H + u0);
+    l.store(s.h, c.h + r * H + u0);
+  });
+}
+
+template <typename V>
+void cell_grad_rows(const CellGradRows<typename V::Scalar>& c, int threads) {
+  const int64_t H = c.hidden;
+  for_each_unit_vector<V>(c.rows, H, threads, [&](int64_t r, int64_t u0, int n) {
+    const Lanes<Wide<V>> l{n};
+    const auto* gates = c.gates + r * 4 * H + u0;
+    const CellGrad<Wide<V>> g = cell_backward(
+        l.load(gates + kGateI * H), l.load(gates + kGateF * H), l.load(gates + kGateG * H),
+        l.load(gates + kGateO * H), l.load(c.c + r * H + u0), l.load(c.c_prev + r * H + u0),
+        l.load(c.dh + r * H + u0), l.load(c.dc + r * H + u0));
+    auto* dgates = c.dgates + r * 4 * H + u0;
+    l.store(g.di, dgates + kGateI * H);
+    l.store(g.df, dgates + kGateF * H);
+    l.store(g.dg, dgates + kGateG * H);
+    l.store(g.do_, dgates + kGateO * H);
+    l.store(g.dc_prev, c.dc_prev + r * H + u0);
+  });
+}
+
+template <typename V>
+void hidden_rows(int64_t rows, int64_t H, const typename V::Scalar* gates,
+                 const typename V::Scalar* cells, typename V::Scalar* h) {
+  for_each_unit_vector<V>(rows, H, 1, [&](int64_t r, int64_t u0, int n) {
+    const Lanes<Wide<V>> l{n};
+    l.store(hidden_from(l.load(gates + r * 4 * H + kGateO * H + u0), l.load(cells + r * H + u0)),
+            h + r * H + u0);
+  });
+}
+
+template <typename V>
+void add_column_sums(int64_t rows, int64_t cols, const typename V::Scalar* x, int64_t ld,
+                     double* sums) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto* row = x + r * ld;
+    for (int64_t j = 0; j < cols; ++j) sums[j] += static_cast<double>(row[j]);
+  }
+}
+
+template <typename V>
+void activations(int64_t n, const typename V::Scalar* x, typename V::Scalar* sigmoid_x,
+                 typename V::Scalar* tanh_x) {
+  constexpr int64_t W = Wide<V>::kWidth;
+  for (int64_t i = 0; i < n; i += W) {
+    const Lanes<Wide<V>> l{static_cast<int>(std::min<int64_t>(W, n - i))};
+    const Wide<V> v = l.load(x + i);
+    l.store(sigmoid(v), sigmoid_x + i);
+    l.store(tanh_of(v), tanh_x + i);
+  }
+}
+
+}  // namespace fastlstm::cpu::FASTLSTM_CPU_ISA

@@ -1,0 +1,49 @@
+// The CPU engine's float kernels for x86-64 with AVX2 and FMA: the engine's
+// templates compiled under target("avx2,fma") with 8-float vectors. Every
+// header not of the engine is included before the target pragma, so that
+// only the engine's own code (in namespace avx2) is built for AVX2; the
+// table is constant-initialized, and avx2_float_engine, outside the pragma,
+// hands it out only where the CPU has both instruction sets.
+#include "../engine.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "team.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define FASTLSTM_CPU_ISA avx2
+#define FASTLSTM_CPU_AVX2 1  // vec.h: FMA and horizontal sums by intrinsics
+#include "engine_impl.h"
+
+namespace fastlstm::cpu::avx2 {
+namespace {
+constexpr Engine<float> kFloatEngine = engine_of<Vec<float, 8>>("avx2");
+}  // namespace
+const Engine<float>* float_engine() { return &kFloatEngine; }
+}  // namespace fastlstm::cpu::avx2
+#pragma GCC pop_options
+
+namespace fastlstm::cpu {
+const Engine<float>* avx2_float_engine() {
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return supported ? avx2::float_engine() : nullptr;
+}
+}  // namespace fastlstm::cpu
+
+#else
+
+namespace fastlstm::cpu {
+const Engine<float>* avx2_float_engine() { return nullptr; }
+}  // namespace fastlstm::cpu
+
+#endif

@@ -1,0 +1,288 @@
+// The whole-matrix products of the CPU engine.
+//
+// gemm_nn: C (+)= A . B, B row-major [K, N] (weights as they lie, input rows,
+// or rows gathered by pointer). Blocked as in BLIS (K blocks of kKC, row
+// blocks of kMC, column blocks split over the team), with A read in place and
+// B read in place too unless its rows are gathered or its last panel is
+// partial, which are packed. Every element is the same sequence of kKC-long
+// FMA chains added in order, whatever the blocking and the team: results
+// depend on the shape only.
+//
+// gemm_nt: C (+)= A . Wᵀ for W [N, K] as it lies (x W_ihᵀ, h W_hhᵀ): dot
+// products vectorized along k, each reduced in a fixed lane order.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "../engine.h"
+#include "team.h"
+#include "tile.h"
+
+namespace fastlstm::cpu::FASTLSTM_CPU_ISA {
+
+// Rows [i0, i0 + mc) and columns [k0, k0 + kc) of A = Sᵀ, packed as row
+// blocks of MR: block b is [kc][mr] at out + b * MR * kc. A's columns are
+// S's rows, a power-of-two stride apart where S is a gate buffer: each is
+// read once, end to end, so that no cache set has to hold all of them. (A
+// given by rows is read in place: six sequential streams.)
+template <typename T>
+void pack_transposed_left(const GemmNN<T>& g, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
+                          T* out) {
+  const int64_t full = mc / kTileRows * kTileRows;
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* src = g.a.data + (k0 + k) * g.a.ld + i0;
+    for (int64_t r0 = 0; r0 < full; r0 += kTileRows) {
+      T* dst = out + r0 * kc + k * kTileRows;
+      for (int r = 0; r < kTileRows; ++r) dst[r] = src[r0 + r];
+    }
+    const int64_t tail = mc - full;
+    for (int64_t r = 0; r < tail; ++r) out[full * kc + k * tail + r] = src[full + r];
+  }
+}
+
+// K per block: each C element is a sum of kGemmKC-long FMA chains.
+constexpr int64_t kGemmKC = 512;
+
+// The lines of a rows x cols block of C, fetched while a tile is computed:
+// C's rows lie far apart, and its block is reread for every K block.
+template <typename T>
+void prefetch_rows(const T* c, int64_t ldc, int rows, int64_t cols) {
+  for (int r = 0; r < rows; ++r) {
+    __builtin_prefetch(c + r * ldc, 1, 3);
+    __builtin_prefetch(c + r * ldc + cols - 1, 1, 3);
+  }
+}
+
+// Rows [i0, i0 + mc) times the packed columns [n0, n0 + ncols) of one K block
+// into C: panel by panel, so that each panel stays in L1 across row blocks.
+template <typename V>
+void block_product(const GemmNN<typename V::Scalar>& g, const typename V::Scalar* a_packed,
+                   bool a_in_place, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
+                   const typename V::Scalar* b_panels, int64_t n0, int64_t ncols, bool add) {
+  using T = typename V::Scalar;
+  using TL = Tile<V>;
+  constexpr int64_t NR = TL::kNR;
+  T tile[TL::kTileSize];
+  auto left = [&](int64_t r0, int mr) {
+    if (!g.a_transposed) return LeftBlock<T>{g.a.data + (i0 + r0) * g.a.ld + k0, g.a.ld, 1};
+    if (a_in_place) return LeftBlock<T>{g.a.data + k0 * g.a.ld + i0 + r0, 1, g.a.ld};
+    return LeftBlock<T>{a_packed + r0 * kc, 1, mr};
+  };
+  const int64_t panels = (ncols + NR - 1) / NR, full_rows = mc / TL::kMR * TL::kMR;
+  for (int64_t q = 0; q < panels; ++q) {
+    const T* bq = b_panels + q * kc * NR;
+    const int64_t cols = std::min(NR, ncols - q * NR);
+    for (int64_t r0 = 0; r0 < full_rows; r0 += TL::kMR) {
+      prefetch_rows(g.c + (i0 + r0) * g.ldc + n0 + q * NR, g.ldc, TL::kMR, cols);
+      run_tile<V>(TL::kMR, 1, kc, left(r0, TL::kMR), bq, NR, kc * NR, tile, NR);
+      store_tile<V>(tile, NR, TL::kMR, cols, g.c + (i0 + r0) * g.ldc + n0 + q * NR, g.ldc, add);
+    }
+  }
+  if (full_rows == mc) return;
+  const int mr = static_cast<int>(mc - full_rows);
+  for (int64_t q = 0; q < panels;) {
+    const int np = static_cast<int>(std::min<int64_t>(TL::panels_for(mr), panels - q));
+    run_tile<V>(mr, np, kc, left(full_rows, mr), b_panels + q * kc * NR, NR, kc * NR, tile,
+                np * NR);
+    store_tile<V>(tile, np * NR, mr, std::min(np * NR, ncols - q * NR),
+                  g.c + (i0 + full_rows) * g.ldc + n0 + q * NR, g.ldc, add);
+    q += np;
+  }
+}
+
+// C (+)= A . B for a few rows, B read in place but for its partial last
+// panel: for a handful of rows, packing B would cost more than the product.
+// The same K blocks and tiles as the packed path, so the same results.
+template <typename V>
+void few_rows_product(const GemmNN<typename V::Scalar>& g, int64_t q_first, int64_t q_last) {
+  using T = typename V::Scalar;
+  using TL = Tile<V>;
+  constexpr int64_t NR = TL::kNR;
+  const int64_t full_panels = g.n / NR;
+  T tail[kGemmKC * NR];
+  T tile[TL::kTileSize];
+  for (int64_t k0 = 0; k0 < g.k; k0 += kGemmKC) {
+    const int64_t kc = std::min(kGemmKC, g.k - k0);
+    const bool add = g.accumulate || k0 > 0;
+    if (q_last > full_panels) {
+      pack_panel<NR>(g.b, k0, kc, full_panels * NR, g.n - full_panels * NR, tail);
+    }
+    for (int64_t r0 = 0; r0 < g.m; r0 += TL::kMR) {
+      const int mr = static_cast<int>(std::min<int64_t>(TL::kMR, g.m - r0));
+      const LeftBlock<T> a = g.a_transposed
+                                 ? LeftBlock<T>{g.a.data + k0 * g.a.ld + r0, 1, g.a.ld}
+                                 : LeftBlock<T>{g.a.data + r0 * g.a.ld + k0, g.a.ld, 1};
+      for (int64_t q = q_first; q < q_last;) {
+        const bool in_place = q < full_panels;
+        int np = 1;
+        while (in_place && np < TL::panels_for(mr) && q + np < std::min(q_last, full_panels)) ++np;
+        const T* b = in_place ? row_of(g.b, k0) + q * NR : tail;
+        run_tile<V>(mr, np, kc, a, b, in_place ? g.b.ld : NR, in_place ? NR : kc * NR, tile,
+                    np * NR);
+        store_tile<V>(tile, np * NR, mr, std::min(np * NR, g.n - q * NR),
+                      g.c + r0 * g.ldc + q * NR, g.ldc, add);
+        q += np;
+      }
+    }
+  }
+}
+
+template <typename V>
+void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
+  using T = typename V::Scalar;
+  using TL = Tile<V>;
+  constexpr int64_t kKC = kGemmKC, kMC = 96, kNC = 1024, NR = TL::kNR;
+  constexpr int64_t kMaxRowsInPlace = 8;  // few_rows_product below this
+  const int64_t M = g.m, N = g.n, K = g.k;
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    if (!g.accumulate) {
+      for (int64_t i = 0; i < M; ++i) std::fill(g.c + i * g.ldc, g.c + i * g.ldc + N, T(0));
+    }
+    return;
+  }
+  const int team = team_size(threads, M * N * K);
+  const int64_t col_panels = (N + NR - 1) / NR;
+  if (M <= kMaxRowsInPlace && g.b.rows == nullptr && !g.b_transposed) {
+    auto few = [&](int tid, int members, SpinBarrier&) {
+      const Slice mine = slice_of(col_panels, tid, members);
+      few_rows_product<V>(g, mine.first, mine.last);
+    };
+    run_team(team, few);
+    return;
+  }
+  // Rows split over the team where there are enough row blocks, else columns.
+  const int64_t row_blocks = (M + kMC - 1) / kMC;
+  // Rows are split in whole blocks: only where each member gets several,
+  // else the blocks would not balance; columns split in panels.
+  const bool split_rows = row_blocks >= 4 * team || col_panels < 2 * team;
+  auto body = [&](int tid, int members, SpinBarrier&) {
+    const Slice rows = split_rows ? slice_of(row_blocks, tid, members) : Slice{0, row_blocks};
+    const Slice cols = split_rows ? Slice{0, col_panels} : slice_of(col_panels, tid, members);
+    if (rows.first >= rows.last || cols.first >= cols.last) return;
+    const bool pack_a = g.a_transposed;
+    std::vector<T> a_packed(pack_a ? static_cast<size_t>(kMC * kKC) : 0);
+    std::vector<T> b_packed(static_cast<size_t>(kKC * std::min(kNC, (cols.last - cols.first) * NR)));
+    for (int64_t n0 = cols.first * NR; n0 < std::min(N, cols.last * NR); n0 += kNC) {
+      const int64_t ncols = std::min({kNC, N - n0, cols.last * NR - n0});
+      for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+        const int64_t kc = std::min(kKC, K - k0);
+        const bool add = g.accumulate || k0 > 0;
+        for (int64_t q = 0; q * NR < ncols; ++q) {
+          const int64_t cols = std::min(NR, ncols - q * NR);
+          T* panel = b_packed.data() + q * kc * NR;
+          g.b_transposed ? pack_panel_transposed<NR>(g.b, k0, kc, n0 + q * NR, cols, panel)
+                         : pack_panel<NR>(g.b, k0, kc, n0 + q * NR, cols, panel);
+        }
+        for (int64_t i0 = rows.first * kMC; i0 < std::min(M, rows.last * kMC); i0 += kMC) {
+          const int64_t mc = std::min(kMC, M - i0);
+          if (pack_a) pack_transposed_left(g, i0, mc, k0, kc, a_packed.data());
+          block_product<V>(g, a_packed.data(), !pack_a, i0, mc, k0, kc, b_packed.data(), n0,
+                           ncols, add);
+        }
+      }
+    }
+  };
+  run_team(team, body);
+}
+
+// C[MR rows][NC cols] (+)= dot products of MR rows of A with NC rows of W.
+template <typename V, int MR, int NC>
+void dot_tile(int64_t K, const typename V::Scalar* const* a, const typename V::Scalar* const* w,
+              typename V::Scalar* c, int64_t ldc, bool add) {
+  using T = typename V::Scalar;
+  constexpr int W = V::kWidth;
+  V acc[MR][NC];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 8
+    for (int n = 0; n < NC; ++n) acc[r][n] = V(T(0));
+  }
+  auto step = [&](int64_t k, auto load) {
+    V x[MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) x[r] = load(a[r] + k);
+#pragma GCC unroll 8
+    for (int n = 0; n < NC; ++n) {
+      const V y = load(w[n] + k);
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r) acc[r][n] = fma(x[r], y, acc[r][n]);
+    }
+  };
+  int64_t k = 0;
+#pragma GCC unroll 2
+  for (; k + W <= K; k += W) step(k, [](const T* p) { return V::load(p); });
+  if (k < K) {
+    const int tail = static_cast<int>(K - k);
+    step(k, [tail](const T* p) { return V::load_first(p, tail); });
+  }
+  constexpr int NC4 = (NC + 3) / 4 * 4;
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    V padded[NC4];
+#pragma GCC unroll 8
+    for (int n = 0; n < NC4; ++n) padded[n] = n < NC ? acc[r][n] : V(T(0));
+    T sums[NC4];
+#pragma GCC unroll 2
+    for (int n = 0; n < NC4; n += 4) {
+      sum_lanes4(padded[n], padded[n + 1], padded[n + 2], padded[n + 3], sums + n);
+    }
+#pragma GCC unroll 8
+    for (int n = 0; n < NC; ++n) c[r * ldc + n] = add ? c[r * ldc + n] + sums[n] : sums[n];
+  }
+}
+
+template <typename V>
+using DotTileFn = void (*)(int64_t, const typename V::Scalar* const*,
+                           const typename V::Scalar* const*, typename V::Scalar*, int64_t, bool);
+
+template <typename V>
+constexpr DotTileFn<V> kDotTable[3][8] = {
+    {dot_tile<V, 1, 1>, dot_tile<V, 1, 2>, dot_tile<V, 1, 3>, dot_tile<V, 1, 4>,
+     dot_tile<V, 1, 5>, dot_tile<V, 1, 6>, dot_tile<V, 1, 7>, dot_tile<V, 1, 8>},
+    {dot_tile<V, 2, 1>, dot_tile<V, 2, 2>, dot_tile<V, 2, 3>, dot_tile<V, 2, 4>, nullptr, nullptr,
+     nullptr, nullptr},
+    {dot_tile<V, 3, 1>, dot_tile<V, 3, 2>, dot_tile<V, 3, 3>, dot_tile<V, 3, 4>, nullptr, nullptr,
+     nullptr, nullptr}};
+
+template <typename V>
+void gemm_nt(const GemmNT<typename V::Scalar>& g, int threads) {
+  using T = typename V::Scalar;
+  constexpr int64_t kMC = 96, kNC = 64;  // A block in L2, W block in L1/L2
+  const int64_t M = g.m, N = g.n, K = g.k;
+  if (M == 0 || N == 0) return;
+  const int team = team_size(threads, M * N * K);
+  const int64_t row_blocks = (M + kMC - 1) / kMC, col_blocks = (N + kNC - 1) / kNC;
+  const int64_t items = row_blocks * col_blocks;
+  const int64_t tile_cols = M == 1 ? 8 : 4;
+  auto body = [&](int tid, int members, SpinBarrier&) {
+    const Slice mine = slice_of(items, tid, members);
+    for (int64_t item = mine.first; item < mine.last; ++item) {
+      // Column blocks outer within a row block: a W block is read from L2
+      // for every row of the A block.
+      const int64_t i0 = (item % row_blocks) * kMC, n0 = (item / row_blocks) * kNC;
+      const int64_t i1 = std::min(M, i0 + kMC), n1 = std::min(N, n0 + kNC);
+      for (int64_t n = n0; n < n1; n += tile_cols) {
+        const int nc = static_cast<int>(std::min(tile_cols, n1 - n));
+        const T* w_rows[8];
+        for (int j = 0; j < nc; ++j) w_rows[j] = row_of(g.w, n + j);
+        for (int64_t i = i0; i < i1; i += 3) {
+          const int mr = static_cast<int>(std::min<int64_t>(3, i1 - i));
+          const T* a_rows[3];
+          for (int r = 0; r < mr; ++r) a_rows[r] = row_of(g.a, i + r);
+          for (int j = 0; j < nc;) {
+            const int cols = std::min(mr == 1 ? 8 : 4, nc - j);
+            kDotTable<V>[mr - 1][cols - 1](K, a_rows, w_rows + j, g.c + i * g.ldc + n + j, g.ldc,
+                                           g.accumulate);
+            j += cols;
+          }
+        }
+      }
+    }
+  };
+  run_team(team, body);
+}
+
+}  // namespace fastlstm::cpu::FASTLSTM_CPU_ISA

@@ -1,0 +1,52 @@
+// A team of threads for the CPU engine: one OpenMP parallel region whose
+// threads meet at a spin barrier, so that a whole run of recurrent steps
+// costs one fork and join instead of one per GEMM and per elementwise pass.
+// Torch-free. Nothing here is compiled per instruction set.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace fastlstm::cpu {
+
+// Spins briefly (a step is microseconds), then yields, so that a descheduled
+// partner on a busy host gets the core; independent of OMP_WAIT_POLICY,
+// whose PASSIVE setting would sleep in the kernel at every step.
+class SpinBarrier {
+ public:
+  explicit SpinBarrier(int threads) : threads_(threads) {}
+  void arrive_and_wait();
+
+ private:
+  int threads_;
+  alignas(64) std::atomic<int> arrived_{0};
+  alignas(64) std::atomic<unsigned> generation_{0};
+};
+
+// [first, last) of `count` items for member `tid` of a team of `threads`.
+struct Slice {
+  int64_t first, last;
+};
+inline Slice slice_of(int64_t count, int tid, int threads) {
+  return {count * tid / threads, count * (tid + 1) / threads};
+}
+
+using TeamBody = void (*)(void* context, int tid, int threads, SpinBarrier& barrier);
+
+// Runs body(context, tid, threads, barrier) on every member of a team of at
+// most `threads` threads (fewer if the runtime gives fewer; one runs inline).
+// A body must not depend on the team size for its results, only for its
+// share of the work.
+void run_team_erased(int threads, TeamBody body, void* context);
+
+template <typename Body>
+void run_team(int threads, Body& body) {
+  run_team_erased(
+      threads,
+      [](void* context, int tid, int team, SpinBarrier& barrier) {
+        (*static_cast<Body*>(context))(tid, team, barrier);
+      },
+      &body);
+}
+
+}  // namespace fastlstm::cpu
