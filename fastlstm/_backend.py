@@ -48,12 +48,12 @@ def backend(name="native", *, kernel="auto", order="forward", seed=0):
 
 def kernel_name(device):
     """Short name of the kernels that ran the last layer for tensors on
-    ``device``: cpu-fused, or cuda-/emulated- and step_narrow, step_wide or
-    persistent."""
+    ``device``: cpu- and the CPU engine's instruction set (avx2, generic), or
+    cuda-/emulated- and step_narrow, step_wide or persistent."""
     device = torch.device(device)
     name, kernel, _, _ = backend_state()
     if device.type != "cuda" and name != "emulated":
-        return "cpu-fused"
+        return f"cpu-{torch.ops.fastlstm._cpu_engine()}"
     prefix = "cuda" if device.type == "cuda" else "emulated"
     return f"{prefix}-{torch.ops.fastlstm._last_kernel() or kernel}"
 

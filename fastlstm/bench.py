@@ -266,7 +266,7 @@ def kernel_name(device):
         from . import _backend
         return str(_backend.kernel_name(device)), True
     except Exception:  # noqa: BLE001 (an import error, a missing op: anything)
-        return ("cuda-step" if torch.device(device).type == "cuda" else "cpu-fused"), False
+        return ("cuda-step" if torch.device(device).type == "cuda" else "cpu"), False
 
 
 def torch_kernel_name(device, shape):

@@ -1,10 +1,12 @@
-"""The CPU backend's persistent recurrence (csrc/cpu/recurrent.*: one parallel
-region per run of steps, AVX-512 micro-kernel, float32 without projection)
-against nn.LSTM and against the batched per-step path, at 1 and 2 threads,
-with shapes that exercise its edges: hidden sizes that are not whole panels,
-more rows than one register block, packed sequences in both directions,
-inference chunks. Each path forced on its own, in a subprocess, is in
-tests/test_forced_paths.py."""
+"""The CPU engine's recurrences (csrc/cpu/engine/: packed W_hh panel groups,
+K-blocked register tiles, the input projection inside the steps from batch 8
+on) against nn.LSTM, bitwise at 1 and 2 threads, and inference (in chunks of
+steps, or in one run where the steps project their input) bitwise equal to
+the training forward. The shapes exercise the edges: hidden sizes that are
+not whole 16-unit blocks, K past one 256-long block, more rows than one
+6-row tile, packed sequences in both directions, every layout of the panels
+(groups of four below batch 4, single panels above). The generic (non-AVX2)
+engine, forced on in a subprocess, is in tests/test_forced_paths.py."""
 import pytest
 import torch
 
@@ -12,15 +14,24 @@ from conftest import (Case, FP32_TOL, assert_results_close, assert_results_equal
                       run_module)
 
 CASES = {
-    # 20 units: one full and one partial 16-unit panel, one partial 64-column panel.
+    # 20 units: one full and one partial 16-unit block.
     "odd_hidden_bidir": Case(dict(input_size=8, hidden_size=20, bidirectional=True),
                              steps=6, batch=3),
-    # 13 rows: two full 6-row blocks and a single row; 130 units: three column panels.
+    # 13 rows: two full 6-row tiles and a single row; 130 units: a partial block.
     "many_rows": Case(dict(input_size=16, hidden_size=130, num_layers=2), steps=5, batch=13),
     "packed_unsorted_bidir": Case(
         dict(input_size=8, hidden_size=72, bidirectional=True), steps=7, batch=5,
         lengths=(7, 2, 5, 1, 7), enforce_sorted=False),
+    # Batch 9: the steps project their input; packed rows end at every step.
+    "packed_in_step_projection": Case(
+        dict(input_size=24, hidden_size=40, bidirectional=True), steps=6, batch=9,
+        lengths=(6, 6, 5, 4, 4, 3, 2, 1, 1), enforce_sorted=False),
+    # K = 300 > 256 in the forward, 4H = 1200 in the backward: several K blocks.
+    "long_k": Case(dict(input_size=300, hidden_size=300), steps=3, batch=8),
+    "projection_wide_batch": Case(dict(input_size=12, hidden_size=40, proj_size=24),
+                                  steps=4, batch=10),
     "batch_one": Case(dict(input_size=32, hidden_size=256), steps=9, batch=1),
+    "batch_four": Case(dict(input_size=32, hidden_size=48), steps=9, batch=4),
 }
 
 
@@ -40,13 +51,31 @@ def test_bitwise_same_at_one_and_two_threads(name):
     assert_results_equal(results[1], results[0])
 
 
-def test_inference_over_several_chunks_matches_training_forward():
-    # 600 steps of batch 1 is two input-projection chunks in inference, one in training.
+@pytest.mark.parametrize("steps,batch", [(600, 1), (300, 4), (40, 16)],
+                         ids=["two_chunks", "chunks_of_128_steps", "in_step_projection"])
+def test_inference_matches_training_forward_bitwise(steps, batch):
     torch.manual_seed(0)
     fast = make_pair(input_size=16, hidden_size=48)[1]
-    x = torch.randn(600, 1, 16)
+    x = torch.randn(steps, batch, 16)
     with torch.no_grad():
         inference = fast(x)
     training = fast(x)
     torch.testing.assert_close(inference[0], training[0].detach(), rtol=0, atol=0)
     torch.testing.assert_close(inference[1][0], training[1][0].detach(), rtol=0, atol=0)
+    torch.testing.assert_close(inference[1][1], training[1][1].detach(), rtol=0, atol=0)
+
+
+def test_expanded_output_gradient_is_read_in_place():
+    """out.sum() hands the backward an expanded gradient (stride 0): the
+    result must equal the one from a materialized copy of it."""
+    torch.manual_seed(0)
+    _, fast = make_pair(input_size=8, hidden_size=24)
+    x = torch.randn(5, 3, 8, requires_grad=True)
+    grads = []
+    for materialize in (False, True):
+        x.grad = None
+        out, _ = fast(x)
+        upstream = torch.ones(()).expand_as(out)
+        out.backward(upstream.contiguous() if materialize else upstream)
+        grads.append(x.grad.clone())
+    assert_results_equal({"grad": grads[0]}, {"grad": grads[1]})

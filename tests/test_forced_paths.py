@@ -1,7 +1,7 @@
-"""CPU paths chosen once per process, each checked against nn.LSTM in a
-subprocess forced onto it: the GEMMs through oneDNN's brgemm ukernel or
-ATen's mm (FASTLSTM_CPU_GEMM), and the persistent recurrence on or off
-(FASTLSTM_CPU_PERSISTENT)."""
+"""The CPU engine chosen once per process, each checked against nn.LSTM in a
+subprocess forced onto it: the one the CPU's instruction set gives (AVX2+FMA
+on x86-64), and the generic one (16-byte vectors, the engine of CPUs without
+AVX2 and of every float64 layer), forced with FASTLSTM_CPU_ISA=generic."""
 import os
 import subprocess
 import sys
@@ -12,12 +12,15 @@ PARITY_SCRIPT = """
 import torch, fastlstm
 from torch.nn.utils.rnn import pack_sequence
 torch.manual_seed(0)
-for size, hidden, config in ((4, 6, dict(num_layers=2, bidirectional=True)),
-                             (4, 6, dict(proj_size=3)),
-                             (12, 40, dict(num_layers=2, bidirectional=True))):
+for size, hidden, config, batch in ((4, 6, dict(num_layers=2, bidirectional=True), 9),
+                                    (4, 6, dict(proj_size=3), 9),
+                                    (12, 40, dict(num_layers=2, bidirectional=True), 3),
+                                    (12, 40, dict(), 1)):
     ref = torch.nn.LSTM(size, hidden, **config)
     fast = fastlstm.LSTM.from_torch(ref)
-    for x in (torch.randn(6, 9, size), pack_sequence([torch.randn(n, size) for n in (6, 4, 4, 1)])):
+    for x in (torch.randn(6, batch, size),
+              pack_sequence([torch.randn(n, size) for n in (6, 4, 4, 1)]),
+              torch.randn(1, batch, size)):
         outs = []
         for model in (ref, fast):
             model.zero_grad()
@@ -27,17 +30,31 @@ for size, hidden, config in ((4, 6, dict(num_layers=2, bidirectional=True)),
             outs.append([y, h, c] + [p.grad for p in model.parameters()])
         for a, b in zip(*outs):
             torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+sig, tanh = torch.ops.fastlstm._gate_activations(torch.linspace(-30, 30, 10001))
+assert (sig.double() - torch.sigmoid(torch.linspace(-30, 30, 10001).double())).abs().max() < 2 ** -21
 print("parity ok")
 """
 
-PATHS = [("FASTLSTM_CPU_GEMM", "aten"), ("FASTLSTM_CPU_GEMM", "default"),
-         ("FASTLSTM_CPU_PERSISTENT", "0"), ("FASTLSTM_CPU_PERSISTENT", "1")]
+ENGINES = ["default", "generic"]
 
 
-@pytest.mark.parametrize("variable,value", PATHS, ids=[f"{v}={x}" for v, x in PATHS])
-def test_parity_on_each_forced_path(variable, value):
-    env = dict(os.environ, **{variable: value})
+@pytest.mark.parametrize("isa", ENGINES)
+def test_parity_on_each_engine(isa):
+    env = dict(os.environ, FASTLSTM_CPU_ISA=isa)
     result = subprocess.run([sys.executable, "-c", PARITY_SCRIPT], env=env, capture_output=True,
-                            text=True, timeout=180)
+                            text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "parity ok" in result.stdout
+
+
+def test_engine_name_is_reported():
+    script = "import torch, fastlstm; print(torch.ops.fastlstm._cpu_engine())"
+    for isa in ENGINES:
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             env=dict(os.environ, FASTLSTM_CPU_ISA=isa), timeout=120)
+        assert out.returncode == 0, out.stderr
+        name = out.stdout.strip()
+        if isa == "generic":
+            assert name == "generic"
+        else:
+            assert name in ("avx2", "generic")

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "../step_schedule.h"
 
@@ -49,11 +50,12 @@ struct GemmNT {
   bool accumulate;
 };
 
-// Visited steps [k_begin, k_end) of the forward recurrence. gates holds rows
-// [gates_row0, ...) with the input projection (x W_ihᵀ) of those steps; with
-// keep_gates they are replaced by the activated gates. c_state is advanced
-// in place; with keep_cells, cells gets c_t of every row. h_{t-1} comes from
-// output (the previous step's rows) or h0.
+// Visited steps [k_begin, k_end) of the forward recurrence. With
+// input_panels the steps compute the input projection themselves, from the
+// input rows; without, gates holds rows [gates_row0, ...) with x W_ihᵀ of
+// those steps. With keep_gates the gates rows get the activated gates.
+// c_state is advanced in place; with keep_cells, cells gets c_t of every row.
+// h_{t-1} comes from output (the previous step's rows) or h0.
 template <typename T>
 struct ForwardSteps {
   const StepSchedule* sched;
@@ -61,6 +63,9 @@ struct ForwardSteps {
   int64_t k_begin, k_end;
   int64_t hidden, proj;
   int panel_group;       // panels_per_group(B) the panels below were packed with
+  const T* input_panels; // pack_gate_panels(w_ih), or null
+  const T* input;        // [N, I]: with input_panels
+  int64_t input_size;    // I
   const T* gate_panels;  // pack_gate_panels(w_hh)
   const T* proj_panels;  // pack_panels_transposed(w_hr [P, H]): projection only
   const T* bias;         // [4H]
@@ -136,9 +141,13 @@ struct Engine {
   // The recurrences' right operands, packed once per call in groups of
   // panels_per_group(B) panels (a layout chosen by the batch B).
   int (*panels_per_group)(int64_t batch);
-  // W_hh [4H, P] as the forward recurrence reads it.
-  size_t (*gate_panels_size)(int64_t hidden, int64_t proj, int group);
-  void (*pack_gate_panels)(const T* w_hh, int64_t hidden, int64_t proj, int group, T* out,
+  // Whether the forward recurrence takes the input projection itself
+  // (ForwardSteps::input_panels) at batch B, for W_ih and W_hh of
+  // weight_bytes together.
+  bool (*projects_input_in_steps)(int64_t batch, int64_t weight_bytes);
+  // W_hh [4H, P] (or W_ih [4H, I]) as the forward recurrence reads it.
+  size_t (*gate_panels_size)(int64_t hidden, int64_t k, int group);
+  void (*pack_gate_panels)(const T* w, int64_t hidden, int64_t k, int group, T* out,
                            int threads);
   // B [K, N] (row-major, ld) as panels of full K.
   size_t (*panels_size)(int64_t k, int64_t n, int group);
@@ -154,7 +163,8 @@ struct Engine {
   // h = o * tanh(c) for rows of saved gates [rows, 4H] and cells [rows, H].
   void (*hidden_rows)(int64_t rows, int64_t hidden, const T* gates, const T* cells, T* h);
   // sums[j] += sum over rows of x[r * ld + j], rows in order, in double.
-  void (*add_column_sums)(int64_t rows, int64_t cols, const T* x, int64_t ld, double* sums);
+  void (*add_column_sums)(int64_t rows, int64_t cols, const T* x, int64_t ld, double* sums,
+                          int threads);
   // sigmoid and tanh of n values exactly as the passes above compute them.
   void (*activations)(int64_t n, const T* x, T* sigmoid_x, T* tanh_x);
 };
@@ -168,6 +178,9 @@ template <>
 const Engine<float>& cpu_engine<float>();
 template <>
 const Engine<double>& cpu_engine<double>();
+
+// The float engine's instruction set: "avx2" or "generic".
+std::string cpu_engine_name();
 
 // Each instruction set's engine, for cpu_engine and the tests; null where not built.
 const Engine<float>* avx2_float_engine();

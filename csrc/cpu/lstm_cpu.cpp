@@ -122,38 +122,65 @@ void input_projection(const Engine<T>& e, const LayerShape& s, const Tensor& inp
 }
 
 template <typename T>
+bool steps_project_input(const Engine<T>& e, const LayerShape& s) {
+  const int64_t weight_bytes = 4 * s.hidden * (s.input + s.proj) * int64_t{sizeof(T)};
+  return e.projects_input_in_steps(s.batch, weight_bytes);
+}
+
+template <typename T>
 void forward_steps(const Engine<T>& e, const LayerShape& s, const StepSchedule& sched,
                    bool reverse, const Tensor& input, const Tensor& h0, const LayerWeights& w,
                    ForwardBuffers& buf) {
   const int threads = engine_threads();
-  const int64_t H = s.hidden, P = s.proj;
+  const int64_t H = s.hidden, P = s.proj, I = s.input;
   const auto opts = input.options();
   const int group = e.panels_per_group(s.batch);
+  const bool in_steps = steps_project_input(e, s);
   Tensor gate_panels = packed(e.gate_panels_size(H, P, group), opts);
   e.pack_gate_panels(w.w_hh.data_ptr<T>(), H, P, group, gate_panels.data_ptr<T>(), threads);
-  Tensor proj_panels, hidden;
+  Tensor input_panels, proj_panels, hidden;
+  if (in_steps) {
+    input_panels = packed(e.gate_panels_size(H, I, group), opts);
+    e.pack_gate_panels(w.w_ih.data_ptr<T>(), H, I, group, input_panels.data_ptr<T>(), threads);
+  }
   if (w.w_hr) {
     proj_panels = packed(e.panels_size(H, P, group), opts);
     e.pack_panels_transposed(w.w_hr->data_ptr<T>(), H, P, H, group, proj_panels.data_ptr<T>(),
                              threads);
     hidden = at::empty({s.batch, H}, opts);
   }
-  ForwardSteps<T> f{&sched, reverse, 0, 0, H, P, group, gate_panels.data_ptr<T>(),
-                    w.w_hr ? proj_panels.data_ptr<T>() : nullptr, w.bias.data_ptr<T>(),
-                    h0.data_ptr<T>(), buf.gates.data_ptr<T>(), 0, buf.saved,
+  auto data = [](const Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; };
+  ForwardSteps<T> f{&sched, reverse, 0, sched.steps(), H, P, group, data(input_panels),
+                    input.data_ptr<T>(), I, gate_panels.data_ptr<T>(), data(proj_panels),
+                    w.bias.data_ptr<T>(), h0.data_ptr<T>(), data(buf.gates), 0, buf.saved,
                     buf.c_n.data_ptr<T>(), buf.saved ? buf.cells.data_ptr<T>() : nullptr,
-                    buf.saved, w.w_hr ? hidden.data_ptr<T>() : nullptr,
-                    buf.output.data_ptr<T>()};
-  const int64_t chunk_rows = buf.saved ? std::numeric_limits<int64_t>::max() : kInferenceChunkRows;
-  for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows)) {
-    f.gates_row0 = buf.saved ? 0 : chunk.row0;
-    input_projection<T>(e, s, input, w.w_ih, chunk.row0, chunk.rows,
-                        f.gates + (chunk.row0 - f.gates_row0) * 4 * H);
-    f.k_begin = chunk.k_begin;
-    f.k_end = chunk.k_end;
+                    buf.saved, data(hidden), buf.output.data_ptr<T>()};
+  if (in_steps) {
     e.forward_steps(f, threads);
+  } else {
+    const int64_t chunk_rows =
+        buf.saved ? std::numeric_limits<int64_t>::max() : kInferenceChunkRows;
+    for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows)) {
+      f.gates_row0 = buf.saved ? 0 : chunk.row0;
+      input_projection<T>(e, s, input, w.w_ih, chunk.row0, chunk.rows,
+                          f.gates + (chunk.row0 - f.gates_row0) * 4 * H);
+      f.k_begin = chunk.k_begin;
+      f.k_end = chunk.k_end;
+      e.forward_steps(f, threads);
+    }
   }
   gather_final_hidden<T>(sched, reverse, buf.output, buf.h_n);
+}
+
+// The gate buffer of a forward: every row's gates when the backward needs
+// them; in inference a chunk of rows of input projection, or none where the
+// steps project their input themselves.
+template <typename T>
+int64_t gate_rows(const Engine<T>& e, const LayerShape& s, const StepSchedule& sched,
+                  bool save_workspace) {
+  if (save_workspace) return s.rows;
+  if (sched.steps() > 1 && steps_project_input(e, s)) return 0;
+  return std::min(s.rows, std::max(kInferenceChunkRows, s.batch));
 }
 
 LayerOutputs lstm_layer_cpu(
@@ -175,25 +202,22 @@ LayerOutputs lstm_layer_cpu(
   const LayerWeights w{w_ih_.contiguous(), w_hh_.contiguous(),
                        bias_ ? bias_->contiguous() : at::zeros({4 * s.hidden}, opts),
                        contiguous(w_hr_)};
-  const int64_t gate_rows =
-      save_workspace ? s.rows : std::min(s.rows, std::max(kInferenceChunkRows, s.batch));
-  ForwardBuffers buf{empty_large({gate_rows, 4 * s.hidden}, opts),
+  ForwardBuffers buf{Tensor(),
                      save_workspace ? empty_large({s.rows, s.hidden}, opts)
                                     : at::empty({0, s.hidden}, opts),
                      empty_large({s.rows, s.proj}, opts), at::empty({s.batch, s.proj}, opts),
                      c0_.contiguous().clone(), save_workspace};
-  if (s.rows > 0) {
-    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer (CPU)", [&] {
-      const Engine<scalar_t>& e = cpu_engine<scalar_t>();
-      if (sched.steps() == 1) {
-        forward_single_step<scalar_t>(e, s, input, h0, w, buf);
-      } else {
-        forward_steps<scalar_t>(e, s, sched, reverse, input, h0, w, buf);
-      }
-    });
-  } else {
-    buf.h_n.copy_(h0);
-  }
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer (CPU)", [&] {
+    const Engine<scalar_t>& e = cpu_engine<scalar_t>();
+    buf.gates = empty_large({gate_rows(e, s, sched, save_workspace), 4 * s.hidden}, opts);
+    if (s.rows == 0) {
+      buf.h_n.copy_(h0);
+    } else if (sched.steps() == 1) {
+      forward_single_step<scalar_t>(e, s, input, h0, w, buf);
+    } else {
+      forward_steps<scalar_t>(e, s, sched, reverse, input, h0, w, buf);
+    }
+  });
   if (!save_workspace) buf.gates = at::empty({0, 4 * s.hidden}, opts);
   return {buf.output, buf.h_n, buf.c_n, buf.gates, buf.cells};
 }
@@ -279,7 +303,7 @@ void chunk_products(const Engine<T>& e, const LayerShape& s, const StepSchedule&
   const PreviousRows<T> prev = previous_rows<T>(sched, reverse, chunk, output, h0);
   e.gemm_nn({G, P, R, dg, true, prev.matrix, false, g.grad_w_hh.data_ptr<T>(), P, !first},
             threads);
-  e.add_column_sums(R, G, dgates, G, g.bias_sums.data());
+  e.add_column_sums(R, G, dgates, G, g.bias_sums.data(), threads);
   if (w.w_hr) {
     const int64_t H = s.hidden;
     Tensor hidden = at::empty({R, H}, gates.options());

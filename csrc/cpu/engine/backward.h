@@ -64,6 +64,26 @@ struct BackwardStep {
     }
   }
 
+  // The lines gate_grads(k, 0, rows, u_first, u_last, ...) reads and
+  // writes, fetched while the tiles before it are computed: rows of the
+  // workspace lie a power-of-two stride apart, far from the last ones read.
+  void prefetch_gate_grads(int64_t k, int64_t u_first, int64_t u_last) const {
+    if (k < d.k_begin || u_first >= u_last) return;
+    const int64_t H = d.hidden, t = step(k), offset = sched.offset[t];
+    for (int64_t b = 0; b < sched.batch[t]; ++b) {
+      const int64_t row = offset + b, prev = sched.prev_row(t, b, d.reverse);
+      for (int64_t u = u_first; u < u_last; u += 64 / sizeof(T)) {
+        for (int g = 0; g < kNumGates; ++g) {
+          __builtin_prefetch(d.gates + row * 4 * H + g * H + u, 0, 2);
+          __builtin_prefetch(dgates_row(row) + g * H + u, 1, 2);
+        }
+        __builtin_prefetch(d.cells + row * H + u, 0, 2);
+        if (prev >= 0) __builtin_prefetch(d.cells + prev * H + u, 0, 2);
+        __builtin_prefetch(grad_output_row(row) + u, 0, 2);
+      }
+    }
+  }
+
   // dL/dh_t of unit vector u0 without projection: the output's gradient
   // plus the recurrent one in dh_state.
   Wv direct_dh(int64_t k, int64_t b, int64_t u0, const Lanes<Wv>& l) const {
@@ -101,6 +121,7 @@ struct BackwardStep {
     constexpr int64_t ld = kMaxGroupPanels * NR;
     for (int64_t q = q0; q < q1;) {
       const int np = w_hh.run_from(q, q1, kMaxGroupPanels);
+      if (!d.hr_panels) prefetch_gate_grads(k - 1, q * NR, std::min(d.hidden, (q + np) * NR));
       blocked_tiles<V>(rows, H4,
                        [&](int64_t r0, int64_t k0) { return LeftBlock<T>{dgates + r0 * H4 + k0, H4, 1}; },
                        w_hh.panel(q), w_hh.width(), np, tile, ld);
@@ -145,12 +166,12 @@ void backward_steps(const BackwardSteps<typename V::Scalar>& d, int threads) {
   const int64_t H = d.hidden, P = d.proj, B = sched.batch[0];
   const int64_t unit_panels = (H + NR - 1) / NR, col_panels = (P + NR - 1) / NR;
   const bool projected = d.hr_panels != nullptr;
-  const int team = team_size(threads, B * H * 4 * P);
+  const int team = recurrence_team_size(threads, B * H * 4 * P);
   auto body = [&](int tid, int members, SpinBarrier& barrier) {
     const BackwardStep<V> s{d, sched};
     const Slice units = slice_of(unit_panels, tid, members);
     const Slice cols = slice_of(col_panels, tid, members);
-    std::vector<T> tile_rows(static_cast<size_t>(B * kMaxGroupPanels * NR));
+    Scratch<T> tile_rows(static_cast<size_t>(B * kMaxGroupPanels * NR));
     T* tile = tile_rows.data();
     const int64_t last = d.k_end - 1;
     // The first visit's A (or, projected, its dh_total) has no B before it.

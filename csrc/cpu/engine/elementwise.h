@@ -79,13 +79,24 @@ void hidden_rows(int64_t rows, int64_t H, const typename V::Scalar* gates,
   });
 }
 
+// Each column summed over rows in order, whatever the team: columns are
+// split over it in whole blocks.
 template <typename V>
 void add_column_sums(int64_t rows, int64_t cols, const typename V::Scalar* x, int64_t ld,
-                     double* sums) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const auto* row = x + r * ld;
-    for (int64_t j = 0; j < cols; ++j) sums[j] += static_cast<double>(row[j]);
-  }
+                     double* sums, int threads) {
+  constexpr int64_t kBlock = 256;  // columns of one block: its sums stay in L1
+  const int64_t blocks = (cols + kBlock - 1) / kBlock;
+  auto body = [&](int tid, int team, SpinBarrier&) {
+    const Slice mine = slice_of(blocks, tid, team);
+    for (int64_t j0 = mine.first * kBlock; j0 < std::min(cols, mine.last * kBlock); j0 += kBlock) {
+      const int64_t j1 = std::min(cols, j0 + kBlock);
+      for (int64_t r = 0; r < rows; ++r) {
+        const auto* row = x + r * ld;
+        for (int64_t j = j0; j < j1; ++j) sums[j] += static_cast<double>(row[j]);
+      }
+    }
+  };
+  run_team(team_size(threads, rows * cols * 8), body);
 }
 
 template <typename V>

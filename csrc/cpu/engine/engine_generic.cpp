@@ -37,4 +37,6 @@ const Engine<double>& cpu_engine<double>() {
   return kGenericDouble;
 }
 
+std::string cpu_engine_name() { return cpu_engine<float>().isa; }
+
 }  // namespace fastlstm::cpu

@@ -18,6 +18,7 @@ constexpr Engine<typename V::Scalar> engine_of(const char* isa) {
           gemm_nn<V>,
           gemm_nt<V>,
           panels_per_group,
+          projects_input_in_steps,
           gate_panels_size<V>,
           pack_gate_panels<V>,
           panels_size<V>,

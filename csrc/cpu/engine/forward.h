@@ -70,8 +70,9 @@ struct ForwardUnits {
   const ForwardSteps<T>& f;
 
   // Rows [r0, r0 + rows) of the step at row `offset`, units of block q: the
-  // pre-activations (input projection + the tile's recurrent part + bias)
-  // through the cell, written where f asks. In two passes over the rows
+  // pre-activations (the tile's product, plus the input projection from the
+  // gate rows unless the tile has it, plus bias) through the cell, written
+  // where f asks. In two passes over the rows
   // (every gate activation, then the cell state), so that each pass's rows
   // are independent chains the core overlaps; the tile holds the activations
   // in between.
@@ -80,12 +81,12 @@ struct ForwardUnits {
     const Lanes<Wv> l{static_cast<int>(std::min<int64_t>(NR, H - u0))};
     auto gate_row = [&](int r) { return f.gates + (offset + r0 + r - f.gates_row0) * 4 * H + u0; };
     for (int r = 0; r < rows; ++r) {
-      const T* x = gate_row(r);
       T* t = tile + r * kTileLd;
 #pragma GCC unroll 4
       for (int g = 0; g < kNumGates; ++g) {
-        const Wv pre = (l.load(x + g * H) + Wv::load(t + g * NR)) + l.load(f.bias + g * H + u0);
-        activate_gate(g, pre).store(t + g * NR);
+        Wv pre = Wv::load(t + g * NR);
+        if (!f.input_panels) pre = l.load(gate_row(r) + g * H) + pre;
+        activate_gate(g, pre + l.load(f.bias + g * H + u0)).store(t + g * NR);
       }
     }
     for (int r = 0; r < rows; ++r) {
@@ -115,7 +116,9 @@ struct ForwardUnits {
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t row = offset + r;
       const T* gates = f.gates + (row - f.gates_row0) * 4 * H + u0;
-      for (int g = 0; g < kNumGates; ++g) __builtin_prefetch(gates + g * H, 1, 2);
+      if (f.keep_gates || !f.input_panels) {
+        for (int g = 0; g < kNumGates; ++g) __builtin_prefetch(gates + g * H, 1, 2);
+      }
       if (f.keep_cells) __builtin_prefetch(f.cells + row * H + u0, 1, 2);
       if (!f.proj_panels) __builtin_prefetch(f.output + row * f.proj + u0, 1, 2);
     }
@@ -126,11 +129,19 @@ struct ForwardUnits {
   void run(int64_t offset, int64_t rows, const PreviousHidden<T>& prev, int64_t q,
            T* tile) const {
     prefetch(offset, rows, q);
-    const PanelGroups<V> gates{f.gate_panels, f.proj, f.panel_group};
+    const int64_t I = f.input_size;
+    const PanelGroups<V> w_ih{f.input_panels, I, f.panel_group};
+    const PanelGroups<V> w_hh{f.gate_panels, f.proj, f.panel_group};
     for (int g = 0; g < kNumGates; g += f.panel_group) {
+      const int64_t panel = q * kNumGates + g;
+      if (f.input_panels) {
+        blocked_tiles<V>(
+            rows, I, [&](int64_t r0, int64_t k0) { return LeftBlock<T>{f.input + (offset + r0) * I + k0, I, 1}; },
+            w_ih.panel(panel), w_ih.width(), f.panel_group, tile + g * NR, kTileLd);
+      }
       blocked_tiles<V>(rows, f.proj, [&](int64_t r0, int64_t k0) { return prev.block(r0, k0); },
-                       gates.panel(q * kNumGates + g), gates.width(), f.panel_group, tile + g * NR,
-                       kTileLd);
+                       w_hh.panel(panel), w_hh.width(), f.panel_group, tile + g * NR, kTileLd,
+                       f.input_panels != nullptr);
     }
     for (int64_t r0 = 0; r0 < rows; r0 += Tile<V>::kMR) {
       const int mr = static_cast<int>(std::min<int64_t>(Tile<V>::kMR, rows - r0));
@@ -167,12 +178,12 @@ void forward_steps(const ForwardSteps<typename V::Scalar>& f, int threads) {
   const int64_t H = f.hidden, P = f.proj, B = sched.steps() ? sched.batch[0] : 0;
   const int64_t blocks = (H + NR - 1) / NR, proj_panels = (P + NR - 1) / NR;
   const bool projected = f.proj_panels != nullptr;
-  const int team = team_size(threads, B * H * 4 * P);
+  const int team = recurrence_team_size(threads, B * H * 4 * (P + (f.input_panels ? f.input_size : 0)));
   auto body = [&](int tid, int members, SpinBarrier& barrier) {
     const Slice own = slice_of(blocks, tid, members);
     const Slice own_cols = slice_of(proj_panels, tid, members);
-    std::vector<T> mixed(static_cast<size_t>(Tile<V>::kMR * P));
-    std::vector<T> tile(static_cast<size_t>(B * kMaxGroupPanels * NR));
+    Scratch<T> mixed(static_cast<size_t>(Tile<V>::kMR * P));
+    Scratch<T> tile(static_cast<size_t>(B * kMaxGroupPanels * NR));
     const ForwardUnits<V> units{f};
     for (int64_t k = f.k_begin; k < f.k_end; ++k) {
       const int64_t t = sched.step_at(k, f.reverse);

@@ -163,8 +163,8 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
     const Slice cols = split_rows ? Slice{0, col_panels} : slice_of(col_panels, tid, members);
     if (rows.first >= rows.last || cols.first >= cols.last) return;
     const bool pack_a = g.a_transposed;
-    std::vector<T> a_packed(pack_a ? static_cast<size_t>(kMC * kKC) : 0);
-    std::vector<T> b_packed(static_cast<size_t>(kKC * std::min(kNC, (cols.last - cols.first) * NR)));
+    Scratch<T> a_packed(pack_a ? static_cast<size_t>(kMC * kKC) : 0);
+    Scratch<T> b_packed(static_cast<size_t>(kKC * std::min(kNC, (cols.last - cols.first) * NR)));
     for (int64_t n0 = cols.first * NR; n0 < std::min(N, cols.last * NR); n0 += kNC) {
       const int64_t ncols = std::min({kNC, N - n0, cols.last * NR - n0});
       for (int64_t k0 = 0; k0 < K; k0 += kKC) {

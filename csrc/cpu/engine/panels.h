@@ -20,6 +20,18 @@ namespace fastlstm::cpu::FASTLSTM_CPU_ISA {
 constexpr int kMaxGroupPanels = 4;
 inline int panels_per_group(int64_t batch) { return batch <= 3 ? kMaxGroupPanels : 1; }
 
+// Whether the forward steps project their input themselves ([x_t | h_{t-1}]
+// against [W_ih ; W_hh] in one tile), so that the projection never makes a
+// round trip through memory: where W_ih and W_hh fit in one core's L2
+// together, or the batch is large enough that the per-step W_ih reads from
+// the last-level cache cost less than the products they feed. Otherwise one
+// product over all steps, where W_ih is read once. By shape only: results
+// must not depend on the thread count.
+inline bool projects_input_in_steps(int64_t batch, int64_t weight_bytes) {
+  constexpr int64_t kCoreL2Bytes = int64_t{512} << 10;
+  return batch >= 32 || (batch >= 8 && weight_bytes <= kCoreL2Bytes);
+}
+
 template <typename V>
 struct PanelGroups {
   using T = typename V::Scalar;
@@ -55,12 +67,12 @@ void pack_groups(int64_t k, int64_t n, int per, typename V::Scalar* out, int thr
   const int64_t padded = (panels + per - 1) / per * per;
   auto body = [&](int tid, int team, SpinBarrier&) {
     const Slice mine = slice_of(padded, tid, team);
-    std::vector<T> panel(static_cast<size_t>(k * NR));
+    Scratch<T> panel(static_cast<size_t>(k * NR));
     for (int64_t q = mine.first; q < mine.last; ++q) {
       if (q < panels) {
         pack_panel_at(q, panel.data());
       } else {
-        std::fill(panel.begin(), panel.end(), T(0));  // the empty panels of the last group
+        std::fill(panel.data(), panel.data() + k * NR, T(0));  // the empty panels of the last group
       }
       T* dst = const_cast<T*>(groups.panel(q));
       for (int64_t r = 0; r < k; ++r) {

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 
 #include "../engine.h"
 #include "vec.h"
@@ -23,6 +24,25 @@ inline int team_size(int threads, int64_t work) {
   constexpr int64_t kMinTaskWork = int64_t{1} << 17;
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, work / kMinTaskWork)));
 }
+
+// The same for a recurrence, from the work of one step: its team is forked
+// once for all steps, and meets at a barrier (a few hundred nanoseconds)
+// per step.
+inline int recurrence_team_size(int threads, int64_t step_work) {
+  constexpr int64_t kMinStepWork = int64_t{1} << 15;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, step_work / kMinStepWork)));
+}
+
+// Scratch memory of a call, left uninitialized (a vector would clear it).
+template <typename T>
+class Scratch {
+ public:
+  explicit Scratch(size_t n) : data_(new T[n]) {}
+  T* data() { return data_.get(); }
+
+ private:
+  std::unique_ptr<T[]> data_;
+};
 
 template <typename T>
 inline const T* row_of(const Matrix<T>& m, int64_t i) {
@@ -54,9 +74,13 @@ struct LeftBlock {
 
 // tile[r * ld_tile + j] = sum_k A(r, k) B(k, j) for r < MR, j < NP * NR;
 // B panel p has row k at b + p * panel_stride + k * ldb.
+// How a tile's left operand lies: rows of a row-major matrix (k stride 1),
+// packed [K][MR] (a block of A = Sᵀ copied for the GEMM), or any strides.
+enum class LeftLayout { kRows, kPacked, kStrided };
+
 // With `continued`, the sums go on from the tile's values (the next K block
 // of the same products): each element is still one FMA chain over k.
-template <typename V, int MR, int NP, bool kUnitK>
+template <typename V, int MR, int NP, LeftLayout kLayout>
 void tile_product(int64_t K, LeftBlock<typename V::Scalar> a,
                   const typename V::Scalar* __restrict b, int64_t ldb, int64_t panel_stride,
                   typename V::Scalar* __restrict tile, int64_t ld_tile, bool continued) {
@@ -65,7 +89,7 @@ void tile_product(int64_t K, LeftBlock<typename V::Scalar> a,
   const T* rows[MR];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) rows[r] = a.data + r * a.row_stride;
-  const int64_t ks = kUnitK ? 1 : a.k_stride;
+  const int64_t ks = kLayout == LeftLayout::kRows ? 1 : a.k_stride;
   V acc[MR][NV];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
@@ -84,7 +108,7 @@ void tile_product(int64_t K, LeftBlock<typename V::Scalar> a,
     }
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
-      const V x(rows[r][k * ks]);
+      const V x(kLayout == LeftLayout::kPacked ? a.data[k * MR + r] : rows[r][k * ks]);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] = fma(x, bv[v], acc[r][v]);
     }
@@ -100,24 +124,27 @@ template <typename V>
 using TileFn = void (*)(int64_t, LeftBlock<typename V::Scalar>, const typename V::Scalar*,
                         int64_t, int64_t, typename V::Scalar*, int64_t, bool);
 
-template <typename V, bool kUnitK>
+template <typename V, LeftLayout L>
 constexpr TileFn<V> kTileTable[6][4] = {
-    {tile_product<V, 1, 1, kUnitK>, tile_product<V, 1, 2, kUnitK>, tile_product<V, 1, 3, kUnitK>,
-     tile_product<V, 1, 4, kUnitK>},
-    {tile_product<V, 2, 1, kUnitK>, tile_product<V, 2, 2, kUnitK>, tile_product<V, 2, 3, kUnitK>,
-     nullptr},
-    {tile_product<V, 3, 1, kUnitK>, tile_product<V, 3, 2, kUnitK>, nullptr, nullptr},
-    {tile_product<V, 4, 1, kUnitK>, nullptr, nullptr, nullptr},
-    {tile_product<V, 5, 1, kUnitK>, nullptr, nullptr, nullptr},
-    {tile_product<V, 6, 1, kUnitK>, nullptr, nullptr, nullptr}};
+    {tile_product<V, 1, 1, L>, tile_product<V, 1, 2, L>, tile_product<V, 1, 3, L>,
+     tile_product<V, 1, 4, L>},
+    {tile_product<V, 2, 1, L>, tile_product<V, 2, 2, L>, tile_product<V, 2, 3, L>, nullptr},
+    {tile_product<V, 3, 1, L>, tile_product<V, 3, 2, L>, nullptr, nullptr},
+    {tile_product<V, 4, 1, L>, nullptr, nullptr, nullptr},
+    {tile_product<V, 5, 1, L>, nullptr, nullptr, nullptr},
+    {tile_product<V, 6, 1, L>, nullptr, nullptr, nullptr}};
 
 // One tile of `rows` rows (1..6) over `panels` panels (1..panels_for(rows)).
+// A block with row stride 1 and k stride `rows` is a packed block.
 template <typename V>
 void run_tile(int rows, int panels, int64_t K, LeftBlock<typename V::Scalar> a,
               const typename V::Scalar* b, int64_t ldb, int64_t panel_stride,
               typename V::Scalar* tile, int64_t ld_tile, bool continued = false) {
-  const TileFn<V> fn = a.k_stride == 1 ? kTileTable<V, true>[rows - 1][panels - 1]
-                                       : kTileTable<V, false>[rows - 1][panels - 1];
+  const TileFn<V> fn =
+      a.k_stride == 1 ? kTileTable<V, LeftLayout::kRows>[rows - 1][panels - 1]
+      : a.row_stride == 1 && a.k_stride == rows
+          ? kTileTable<V, LeftLayout::kPacked>[rows - 1][panels - 1]
+          : kTileTable<V, LeftLayout::kStrided>[rows - 1][panels - 1];
   fn(K, a, b, ldb, panel_stride, tile, ld_tile, continued);
 }
 
@@ -130,9 +157,12 @@ constexpr int64_t kRecurrentKC = 256;
 // panel p at b + p * NR, row k at + k * group_width), K blocked so that each
 // panel's block is read from L1 by every row block. left(r0, k0) is A's rows
 // [r0, r0 + 6) from column k0 on.
+// With `continued`, the sums go on from the tile's values (a product with
+// a second operand pair, as [x_t | h_{t-1}] . [W_ih ; W_hh]).
 template <typename V, typename Left>
 void blocked_tiles(int64_t rows, int64_t K, const Left& left, const typename V::Scalar* b,
-                   int64_t group_width, int panels, typename V::Scalar* tile, int64_t ld_tile) {
+                   int64_t group_width, int panels, typename V::Scalar* tile, int64_t ld_tile,
+                   bool continued = false) {
   constexpr int MR = Tile<V>::kMR, NR = Tile<V>::kNR;
   const int64_t full = rows / MR * MR;
   const int tail = static_cast<int>(rows - full);
@@ -142,13 +172,13 @@ void blocked_tiles(int64_t rows, int64_t K, const Left& left, const typename V::
     for (int p = 0; p < panels; ++p) {
       for (int64_t r0 = 0; r0 < full; r0 += MR) {
         run_tile<V>(MR, 1, kc, left(r0, k0), bk + p * NR, group_width, NR,
-                    tile + r0 * ld_tile + p * NR, ld_tile, k0 > 0);
+                    tile + r0 * ld_tile + p * NR, ld_tile, continued || k0 > 0);
       }
     }
     for (int p = 0; tail > 0 && p < panels;) {
       const int np = std::min(Tile<V>::panels_for(tail), panels - p);
       run_tile<V>(tail, np, kc, left(full, k0), bk + p * NR, group_width, NR,
-                  tile + full * ld_tile + p * NR, ld_tile, k0 > 0);
+                  tile + full * ld_tile + p * NR, ld_tile, continued || k0 > 0);
       p += np;
     }
   }
