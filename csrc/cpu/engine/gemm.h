@@ -134,7 +134,7 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
   using T = typename V::Scalar;
   using TL = Tile<V>;
   constexpr int64_t kKC = kGemmKC, kMC = 96, kNC = 1024, NR = TL::kNR;
-  constexpr int64_t kMaxRowsInPlace = 8;  // few_rows_product below this
+  constexpr int64_t kMaxRowsInPlace = 32;  // few_rows_product up to this
   const int64_t M = g.m, N = g.n, K = g.k;
   if (M == 0 || N == 0) return;
   if (K == 0) {
@@ -158,30 +158,40 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
   // Rows are split in whole blocks: only where each member gets several,
   // else the blocks would not balance; columns split in panels.
   const bool split_rows = row_blocks >= 4 * team || col_panels < 2 * team;
-  auto body = [&](int tid, int members, SpinBarrier&) {
+  // Members that split rows share each packed block of B: they pack a part
+  // each and meet at a barrier before and after the block's products.
+  const bool share_b = split_rows && team > 1;
+  const int64_t block_cols = std::min(kNC, col_panels * NR);
+  Scratch<T> shared_b(share_b ? static_cast<size_t>(kKC * block_cols) : 0);
+  auto body = [&](int tid, int members, SpinBarrier& barrier) {
     const Slice rows = split_rows ? slice_of(row_blocks, tid, members) : Slice{0, row_blocks};
     const Slice cols = split_rows ? Slice{0, col_panels} : slice_of(col_panels, tid, members);
-    if (rows.first >= rows.last || cols.first >= cols.last) return;
+    if (!share_b && (rows.first >= rows.last || cols.first >= cols.last)) return;
     const bool pack_a = g.a_transposed;
     Scratch<T> a_packed(pack_a ? static_cast<size_t>(kMC * kKC) : 0);
-    Scratch<T> b_packed(static_cast<size_t>(kKC * std::min(kNC, (cols.last - cols.first) * NR)));
+    Scratch<T> own_b(share_b ? 0 : static_cast<size_t>(kKC * std::min(kNC, (cols.last - cols.first) * NR)));
+    T* b_packed = share_b ? shared_b.data() : own_b.data();
     for (int64_t n0 = cols.first * NR; n0 < std::min(N, cols.last * NR); n0 += kNC) {
       const int64_t ncols = std::min({kNC, N - n0, cols.last * NR - n0});
+      const int64_t panels = (ncols + NR - 1) / NR;
       for (int64_t k0 = 0; k0 < K; k0 += kKC) {
         const int64_t kc = std::min(kKC, K - k0);
         const bool add = g.accumulate || k0 > 0;
-        for (int64_t q = 0; q * NR < ncols; ++q) {
-          const int64_t cols = std::min(NR, ncols - q * NR);
-          T* panel = b_packed.data() + q * kc * NR;
-          g.b_transposed ? pack_panel_transposed<NR>(g.b, k0, kc, n0 + q * NR, cols, panel)
-                         : pack_panel<NR>(g.b, k0, kc, n0 + q * NR, cols, panel);
+        const Slice packs = share_b ? slice_of(panels, tid, members) : Slice{0, panels};
+        for (int64_t q = packs.first; q < packs.last; ++q) {
+          const int64_t width = std::min(NR, ncols - q * NR);
+          T* panel = b_packed + q * kc * NR;
+          g.b_transposed ? pack_panel_transposed<NR>(g.b, k0, kc, n0 + q * NR, width, panel)
+                         : pack_panel<NR>(g.b, k0, kc, n0 + q * NR, width, panel);
         }
+        if (share_b) barrier.arrive_and_wait();  // the whole block packed
         for (int64_t i0 = rows.first * kMC; i0 < std::min(M, rows.last * kMC); i0 += kMC) {
           const int64_t mc = std::min(kMC, M - i0);
           if (pack_a) pack_transposed_left(g, i0, mc, k0, kc, a_packed.data());
-          block_product<V>(g, a_packed.data(), !pack_a, i0, mc, k0, kc, b_packed.data(), n0,
-                           ncols, add);
+          block_product<V>(g, a_packed.data(), !pack_a, i0, mc, k0, kc, b_packed, n0, ncols,
+                           add);
         }
+        if (share_b) barrier.arrive_and_wait();  // every product done with the block
       }
     }
   };
