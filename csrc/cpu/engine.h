@@ -67,7 +67,7 @@ struct ForwardSteps {
   const T* input;        // [N, I]: with input_panels
   int64_t input_size;    // I
   const T* gate_panels;  // pack_gate_panels(w_hh)
-  const T* proj_panels;  // pack_panels_transposed(w_hr [P, H]): projection only
+  const T* proj_panels;  // pack_panels(w_hr [P, H], transposed): projection only
   const T* bias;         // [4H]
   const T* h0;           // [B, P]
   T* gates;              // rows [gates_row0, ...) of [N, 4H]
@@ -149,13 +149,11 @@ struct Engine {
   size_t (*gate_panels_size)(int64_t hidden, int64_t k, int group);
   void (*pack_gate_panels)(const T* w, int64_t hidden, int64_t k, int group, T* out,
                            int threads);
-  // B [K, N] (row-major, ld) as panels of full K.
+  // B [K, N] as panels of full K: B row-major (ld), or with transposed
+  // B = Wᵀ for W [N, K] row-major (ld).
   size_t (*panels_size)(int64_t k, int64_t n, int group);
-  void (*pack_panels)(const T* b, int64_t ld, int64_t k, int64_t n, int group, T* out,
-                      int threads);
-  // The same panels of B = Wᵀ for W [N, K] (row-major, ld).
-  void (*pack_panels_transposed)(const T* w, int64_t ld, int64_t n, int64_t k, int group, T* out,
-                                 int threads);
+  void (*pack_panels)(const T* b, int64_t ld, int64_t k, int64_t n, bool transposed, int group,
+                      T* out, int threads);
   void (*forward_steps)(const ForwardSteps<T>&, int threads);
   void (*backward_steps)(const BackwardSteps<T>&, int threads);
   void (*cell_rows)(const CellRows<T>&, int threads);

@@ -145,8 +145,7 @@ void forward_steps(const Engine<T>& e, const LayerShape& s, const StepSchedule& 
   }
   if (w.w_hr) {
     proj_panels = packed(e.panels_size(H, P, group), opts);
-    e.pack_panels_transposed(w.w_hr->data_ptr<T>(), H, P, H, group, proj_panels.data_ptr<T>(),
-                             threads);
+    e.pack_panels(w.w_hr->data_ptr<T>(), H, H, P, true, group, proj_panels.data_ptr<T>(), threads);
     hidden = at::empty({s.batch, H}, opts);
   }
   auto data = [](const Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; };
@@ -357,11 +356,12 @@ void backward_steps(const Engine<T>& e, const LayerShape& s, const StepSchedule&
   const auto opts = gates.options();
   const int group = e.panels_per_group(s.batch);
   Tensor hh_panels = packed(e.panels_size(4 * H, P, group), opts);
-  e.pack_panels(w.w_hh.data_ptr<T>(), P, 4 * H, P, group, hh_panels.data_ptr<T>(), threads);
+  e.pack_panels(w.w_hh.data_ptr<T>(), P, 4 * H, P, false, group, hh_panels.data_ptr<T>(),
+                threads);
   Tensor hr_panels;
   if (w.w_hr) {
     hr_panels = packed(e.panels_size(P, H, group), opts);
-    e.pack_panels(w.w_hr->data_ptr<T>(), H, P, H, group, hr_panels.data_ptr<T>(), threads);
+    e.pack_panels(w.w_hr->data_ptr<T>(), H, P, H, false, group, hr_panels.data_ptr<T>(), threads);
   }
   const std::vector<StepChunk> chunks =
       step_chunks(sched, reverse, backward_chunk_rows(H, sizeof(T)));

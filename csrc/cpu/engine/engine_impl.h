@@ -23,7 +23,6 @@ constexpr Engine<typename V::Scalar> engine_of(const char* isa) {
           pack_gate_panels<V>,
           panels_size<V>,
           pack_panels<V>,
-          pack_panels_transposed<V>,
           forward_steps<V>,
           backward_steps<V>,
           cell_rows<V>,

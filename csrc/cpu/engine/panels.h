@@ -105,30 +105,22 @@ void pack_gate_panels(const typename V::Scalar* w_hh, int64_t H, int64_t P, int 
   });
 }
 
-// B [K, N] (row-major, ld) as panel groups.
+// B [K, N] as panel groups: B row-major (ld) or, with transposed, B = Wᵀ
+// for W [N, K] row-major (ld).
 template <typename V>
 size_t panels_size(int64_t K, int64_t N, int per) {
   return PanelGroups<V>::size(K, N, per);
 }
 
 template <typename V>
-void pack_panels(const typename V::Scalar* b, int64_t ld, int64_t K, int64_t N, int per,
-                 typename V::Scalar* out, int threads) {
+void pack_panels(const typename V::Scalar* b, int64_t ld, int64_t K, int64_t N, bool transposed,
+                 int per, typename V::Scalar* out, int threads) {
   using T = typename V::Scalar;
   constexpr int NR = Tile<V>::kNR;
   pack_groups<V>(K, N, per, out, threads, [&](int64_t q, T* panel) {
-    pack_panel<NR>(Matrix<T>{b, ld}, 0, K, q * NR, std::min<int64_t>(NR, N - q * NR), panel);
-  });
-}
-
-// The same panel groups of B = Wᵀ for W [N, K] (row-major, ld).
-template <typename V>
-void pack_panels_transposed(const typename V::Scalar* w, int64_t ld, int64_t N, int64_t K, int per,
-                            typename V::Scalar* out, int threads) {
-  using T = typename V::Scalar;
-  constexpr int NR = Tile<V>::kNR;
-  pack_groups<V>(K, N, per, out, threads, [&](int64_t q, T* panel) {
-    pack_panel_transposed<NR>(Matrix<T>{w, ld}, 0, K, q * NR, std::min<int64_t>(NR, N - q * NR), panel);
+    const int64_t cols = std::min<int64_t>(NR, N - q * NR);
+    transposed ? pack_panel_transposed<NR>(Matrix<T>{b, ld}, 0, K, q * NR, cols, panel)
+               : pack_panel<NR>(Matrix<T>{b, ld}, 0, K, q * NR, cols, panel);
   });
 }
 
