@@ -1,9 +1,10 @@
 // CPU backend of the fastlstm ops: the torch side (checks, buffers, threads)
 // of the CPU engine (engine.h), which does the arithmetic.
 //
-// Forward: the input projection x W_ihᵀ of a chunk of steps as one product,
-// then the steps of the chunk in one team (a persistent recurrence with W_hh
-// packed per member). Backward: the recurrence chunk by chunk from the last
+// Forward: the steps in one team (a persistent recurrence with W_hh packed
+// per member), which also project their input where that pays
+// (steps_project_input); elsewhere x W_ihᵀ of a chunk of steps comes first
+// as one product. Backward: the recurrence chunk by chunk from the last
 // step, each chunk's gate gradients followed at once by their share of the
 // whole-sequence products (grad_input, grad_w_ih, grad_w_hh, grad_bias), so
 // that only one chunk of gate gradients is ever held. A single step (an
@@ -59,7 +60,7 @@ struct LayerWeights {
 };
 
 struct ForwardBuffers {
-  Tensor gates;   // [N, 4H], or [chunk rows, 4H] in inference
+  Tensor gates;   // [N, 4H]; in inference [chunk rows, 4H], or empty (gate_rows)
   Tensor cells;   // [N, H], or empty in inference
   Tensor output;  // [N, P]
   Tensor h_n, c_n;
