@@ -135,7 +135,7 @@ struct CellGradRows {
 // use (1 inside another parallel region); no result depends on it.
 template <typename T>
 struct Engine {
-  const char* isa;  // "avx2" or "generic"
+  const char* isa;  // "avx512", "avx2" or "generic"
   void (*gemm_nn)(const GemmNN<T>&, int threads);
   void (*gemm_nt)(const GemmNT<T>&, int threads);
   // The recurrences' right operands, packed once per call in groups of
@@ -167,9 +167,10 @@ struct Engine {
   void (*activations)(int64_t n, const T* x, T* sigmoid_x, T* tanh_x);
 };
 
-// The engine of the running CPU: AVX2+FMA float kernels where the CPU has
-// them (x86-64 built with GCC), else the generic ones; FASTLSTM_CPU_ISA=generic
-// forces the generic ones. Doubles always take the generic engine.
+// The engine of the running CPU: AVX-512 float kernels where the CPU has
+// them (x86-64 built with GCC), else AVX2+FMA ones, else the generic ones;
+// FASTLSTM_CPU_ISA=avx2 or =generic caps the choice there. Doubles always
+// take the generic engine.
 template <typename T>
 const Engine<T>& cpu_engine();
 template <>
@@ -177,10 +178,11 @@ const Engine<float>& cpu_engine<float>();
 template <>
 const Engine<double>& cpu_engine<double>();
 
-// The float engine's instruction set: "avx2" or "generic".
+// The float engine's instruction set: "avx512", "avx2" or "generic".
 std::string cpu_engine_name();
 
 // Each instruction set's engine, for cpu_engine and the tests; null where not built.
+const Engine<float>* avx512_float_engine();
 const Engine<float>* avx2_float_engine();
 const Engine<float>& generic_float_engine();
 const Engine<double>& generic_double_engine();

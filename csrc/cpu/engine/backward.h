@@ -124,7 +124,7 @@ struct BackwardStep {
       if (!d.hr_panels) prefetch_gate_grads(k - 1, q * NR, std::min(d.hidden, (q + np) * NR));
       blocked_tiles<V>(rows, H4,
                        [&](int64_t r0, int64_t k0) { return LeftBlock<T>{dgates + r0 * H4 + k0, H4, 1}; },
-                       w_hh.panel(q), w_hh.width(), np, tile, ld);
+                       w_hh.panel(q), w_hh.width(), w_hh.stride(), np, tile, ld);
       for (int64_t r0 = 0; r0 < rows; r0 += Tile<V>::kMR) {
         const int64_t r1 = std::min(rows, r0 + Tile<V>::kMR);
         store_tile<V>(tile + r0 * ld, ld, static_cast<int>(r1 - r0),
@@ -146,7 +146,7 @@ struct BackwardStep {
       const int np = w_hr.run_from(q, q1, kMaxGroupPanels);
       blocked_tiles<V>(rows, P,
                        [&](int64_t r0, int64_t k0) { return LeftBlock<T>{dh_total + r0 * P + k0, P, 1}; },
-                       w_hr.panel(q), w_hr.width(), np, tile, ld);
+                       w_hr.panel(q), w_hr.width(), w_hr.stride(), np, tile, ld);
       const int64_t u_first = q * NR;
       gate_grads(k, 0, rows, u_first, std::min(H, (q + np) * NR),
                  [&](int64_t b, int64_t u0, const Lanes<Wv>&) {

@@ -1,6 +1,8 @@
 // The CPU engine for any CPU: the engine's templates with 16-byte vectors
 // (SSE2 on x86-64, NEON on ARM), for float where AVX2 is missing and for
-// double everywhere; and cpu_engine, which picks the engine at run time.
+// double everywhere; and cpu_engine, which picks the engine at run time:
+// the widest the CPU has, at most the one FASTLSTM_CPU_ISA names (avx512,
+// avx2 or generic).
 #include <cstdlib>
 #include <cstring>
 
@@ -13,9 +15,21 @@ namespace {
 constexpr Engine<float> kGenericFloat = generic::engine_of<generic::Vec<float, 4>>("generic");
 constexpr Engine<double> kGenericDouble = generic::engine_of<generic::Vec<double, 2>>("generic");
 
-bool generic_forced() {
+// The float engines from the widest: null where not built or not supported.
+const Engine<float>* float_engine_at(int rank) {
+  switch (rank) {
+    case 0: return avx512_float_engine();
+    case 1: return avx2_float_engine();
+    default: return &kGenericFloat;
+  }
+}
+
+int widest_allowed_rank() {
   const char* isa = std::getenv("FASTLSTM_CPU_ISA");
-  return isa != nullptr && std::strcmp(isa, "generic") == 0;
+  if (isa == nullptr) return 0;
+  if (std::strcmp(isa, "avx2") == 0) return 1;
+  if (std::strcmp(isa, "generic") == 0) return 2;
+  return 0;
 }
 
 }  // namespace
@@ -26,8 +40,9 @@ const Engine<double>& generic_double_engine() { return kGenericDouble; }
 template <>
 const Engine<float>& cpu_engine<float>() {
   static const Engine<float>* engine = [] {
-    const Engine<float>* avx2 = avx2_float_engine();
-    return avx2 != nullptr && !generic_forced() ? avx2 : &kGenericFloat;
+    int rank = widest_allowed_rank();
+    while (float_engine_at(rank) == nullptr) ++rank;
+    return float_engine_at(rank);
   }();
   return *engine;
 }

@@ -132,17 +132,16 @@ struct ForwardUnits {
     const int64_t I = f.input_size;
     const PanelGroups<V> w_ih{f.input_panels, I, f.panel_group};
     const PanelGroups<V> w_hh{f.gate_panels, f.proj, f.panel_group};
-    for (int g = 0; g < kNumGates; g += f.panel_group) {
-      const int64_t panel = q * kNumGates + g;
-      if (f.input_panels) {
-        blocked_tiles<V>(
-            rows, I, [&](int64_t r0, int64_t k0) { return LeftBlock<T>{f.input + (offset + r0) * I + k0, I, 1}; },
-            w_ih.panel(panel), w_ih.width(), f.panel_group, tile + g * NR, kTileLd);
-      }
-      blocked_tiles<V>(rows, f.proj, [&](int64_t r0, int64_t k0) { return prev.block(r0, k0); },
-                       w_hh.panel(panel), w_hh.width(), f.panel_group, tile + g * NR, kTileLd,
-                       f.input_panels != nullptr);
+    // The block's four gate panels are one group, or four groups of one.
+    const int64_t panel = q * kNumGates;
+    if (f.input_panels) {
+      blocked_tiles<V>(
+          rows, I, [&](int64_t r0, int64_t k0) { return LeftBlock<T>{f.input + (offset + r0) * I + k0, I, 1}; },
+          w_ih.panel(panel), w_ih.width(), w_ih.stride(), kNumGates, tile, kTileLd);
     }
+    blocked_tiles<V>(rows, f.proj, [&](int64_t r0, int64_t k0) { return prev.block(r0, k0); },
+                     w_hh.panel(panel), w_hh.width(), w_hh.stride(), kNumGates, tile, kTileLd,
+                     f.input_panels != nullptr);
     for (int64_t r0 = 0; r0 < rows; r0 += Tile<V>::kMR) {
       const int mr = static_cast<int>(std::min<int64_t>(Tile<V>::kMR, rows - r0));
       cell_update(offset, r0, mr, q, tile + r0 * kTileLd);
@@ -163,7 +162,8 @@ void project_rows(const ForwardSteps<typename V::Scalar>& f, int64_t offset, int
     const int np = out_panels.run_from(q, q_last, kMaxGroupPanels);
     blocked_tiles<V>(
         rows, H, [&](int64_t r0, int64_t k0) { return LeftBlock<T>{f.hidden_rows + r0 * H + k0, H, 1}; },
-        out_panels.panel(q), out_panels.width(), np, tile, kMaxGroupPanels * NR);
+        out_panels.panel(q), out_panels.width(), out_panels.stride(), np, tile,
+        kMaxGroupPanels * NR);
     store_tile<V>(tile, kMaxGroupPanels * NR, static_cast<int>(rows), std::min(np * NR, P - q * NR),
                   f.output + offset * P + q * NR, P, false);
     q += np;

@@ -71,14 +71,17 @@ void block_product(const GemmNN<typename V::Scalar>& g, const typename V::Scalar
     return LeftBlock<T>{a_packed + r0 * kc, 1, mr};
   };
   const int64_t panels = (ncols + NR - 1) / NR, full_rows = mc / TL::kMR * TL::kMR;
-  for (int64_t q = 0; q < panels; ++q) {
+  for (int64_t q = 0; q < panels;) {
+    const int np = static_cast<int>(std::min<int64_t>(TL::panels_for(TL::kMR), panels - q));
     const T* bq = b_panels + q * kc * NR;
-    const int64_t cols = std::min(NR, ncols - q * NR);
+    const int64_t cols = std::min(np * NR, ncols - q * NR);
     for (int64_t r0 = 0; r0 < full_rows; r0 += TL::kMR) {
       prefetch_rows(g.c + (i0 + r0) * g.ldc + n0 + q * NR, g.ldc, TL::kMR, cols);
-      run_tile<V>(TL::kMR, 1, kc, left(r0, TL::kMR), bq, NR, kc * NR, tile, NR);
-      store_tile<V>(tile, NR, TL::kMR, cols, g.c + (i0 + r0) * g.ldc + n0 + q * NR, g.ldc, add);
+      run_tile<V>(TL::kMR, np, kc, left(r0, TL::kMR), bq, NR, kc * NR, tile, np * NR);
+      store_tile<V>(tile, np * NR, TL::kMR, cols, g.c + (i0 + r0) * g.ldc + n0 + q * NR, g.ldc,
+                    add);
     }
+    q += np;
   }
   if (full_rows == mc) return;
   const int mr = static_cast<int>(mc - full_rows);

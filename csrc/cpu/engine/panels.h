@@ -42,12 +42,15 @@ struct PanelGroups {
   int per;      // panels per group: panels_per_group(batch)
 
   int64_t width() const { return per * kNR; }  // ldb of every panel
-  // Panel q (columns [q NR, q NR + NR)): the tile's b, with ldb width() and
-  // panel_stride kNR up to the end of its group.
+  // Panel q (columns [q NR, q NR + NR)): the tile's b, with ldb width().
   const T* panel(int64_t q) const { return data + q / per * k * width() + q % per * kNR; }
-  // Panels from q on that lie in q's group, at most `most`.
+  // From one panel to the next: side by side in a group, else one after
+  // another (groups of one).
+  int64_t stride() const { return per == 1 ? k * kNR : kNR; }
+  // Panels from q on that lie at stride() from each other (in q's group,
+  // or any where groups are of one), at most `most`.
   int run_from(int64_t q, int64_t q_last, int most) const {
-    return static_cast<int>(std::min<int64_t>({most, q_last - q, per - q % per}));
+    return static_cast<int>(std::min<int64_t>({most, q_last - q, per == 1 ? most : per - q % per}));
   }
   static size_t size(int64_t k, int64_t n, int per) {
     const int64_t width = per * kNR;

@@ -58,8 +58,14 @@ struct Tile {
   static constexpr int kNR = 2 * kW;  // columns of one B panel
   static constexpr int kMR = kTileRows;
   static constexpr int kTileSize = kMR * 4 * kNR;  // the largest tile, in elements
-  // Panels per tile by rows, keeping 12 or fewer accumulators.
-  static constexpr int panels_for(int rows) { return rows == 1 ? 4 : rows == 2 ? 3 : rows == 3 ? 2 : 1; }
+  // Vector registers: 32 where vectors are 64 bytes (AVX-512), else 16.
+  static constexpr int kRegisters = sizeof(T) * kW == 64 ? 32 : 16;
+  // Panels per tile by rows: with 16 registers 12 or fewer accumulators;
+  // with 32, the accumulators and one k's B vectors in 30 of them.
+  static constexpr int panels_for(int rows) {
+    if (kRegisters == 16) return rows == 1 ? 4 : rows == 2 ? 3 : rows == 3 ? 2 : 1;
+    return std::min(4, 15 / (rows + 1));
+  }
 };
 
 // A block of rows of the left operand as the tile reads it in place:
@@ -124,15 +130,20 @@ template <typename V>
 using TileFn = void (*)(int64_t, LeftBlock<typename V::Scalar>, const typename V::Scalar*,
                         int64_t, int64_t, typename V::Scalar*, int64_t, bool);
 
+template <typename V, LeftLayout L, int MR, int NP>
+constexpr TileFn<V> tile_fn() {
+  if constexpr (NP <= Tile<V>::panels_for(MR)) {
+    return tile_product<V, MR, NP, L>;
+  } else {
+    return nullptr;
+  }
+}
+template <typename V, LeftLayout L, int MR>
+constexpr TileFn<V> kTileRow[4] = {tile_fn<V, L, MR, 1>(), tile_fn<V, L, MR, 2>(),
+                                   tile_fn<V, L, MR, 3>(), tile_fn<V, L, MR, 4>()};
 template <typename V, LeftLayout L>
-constexpr TileFn<V> kTileTable[6][4] = {
-    {tile_product<V, 1, 1, L>, tile_product<V, 1, 2, L>, tile_product<V, 1, 3, L>,
-     tile_product<V, 1, 4, L>},
-    {tile_product<V, 2, 1, L>, tile_product<V, 2, 2, L>, tile_product<V, 2, 3, L>, nullptr},
-    {tile_product<V, 3, 1, L>, tile_product<V, 3, 2, L>, nullptr, nullptr},
-    {tile_product<V, 4, 1, L>, nullptr, nullptr, nullptr},
-    {tile_product<V, 5, 1, L>, nullptr, nullptr, nullptr},
-    {tile_product<V, 6, 1, L>, nullptr, nullptr, nullptr}};
+constexpr const TileFn<V>* kTileTable[6] = {kTileRow<V, L, 1>, kTileRow<V, L, 2>, kTileRow<V, L, 3>,
+                                            kTileRow<V, L, 4>, kTileRow<V, L, 5>, kTileRow<V, L, 6>};
 
 // One tile of `rows` rows (1..6) over `panels` panels (1..panels_for(rows)).
 // A block with row stride 1 and k stride `rows` is a packed block.
@@ -148,36 +159,41 @@ void run_tile(int rows, int panels, int64_t K, LeftBlock<typename V::Scalar> a,
   fn(K, a, b, ldb, panel_stride, tile, ld_tile, continued);
 }
 
-// K per block of the recurrences' products: a block of one panel (kKC rows
-// of NR) stays in L1 while every row block of the step passes over it.
-constexpr int64_t kRecurrentKC = 256;
+// K per block of the recurrences' products: a block of the panels one tile
+// reads (kc rows of panels_for(6) * NR) stays in L1 while every row block of
+// the step passes over it.
+template <typename V>
+constexpr int64_t kRecurrentKC = Tile<V>::panels_for(Tile<V>::kMR) > 1 ? 128 : 256;
 
 // tile[r * ld_tile + p * NR + j] = sum_k A(r, k) B(k, p * NR + j) for rows
-// [0, rows) and panels [0, panels) of one panel group (tile.h's layout:
-// panel p at b + p * NR, row k at + k * group_width), K blocked so that each
-// panel's block is read from L1 by every row block. left(r0, k0) is A's rows
+// [0, rows) and panels [0, panels): panel p at b + p * panel_stride, its
+// row k at + k * ldb (panels.h's groups), K blocked so that each block of
+// panels is read from L1 by every row block. left(r0, k0) is A's rows
 // [r0, r0 + 6) from column k0 on.
 // With `continued`, the sums go on from the tile's values (a product with
 // a second operand pair, as [x_t | h_{t-1}] . [W_ih ; W_hh]).
 template <typename V, typename Left>
 void blocked_tiles(int64_t rows, int64_t K, const Left& left, const typename V::Scalar* b,
-                   int64_t group_width, int panels, typename V::Scalar* tile, int64_t ld_tile,
-                   bool continued = false) {
+                   int64_t ldb, int64_t panel_stride, int panels, typename V::Scalar* tile,
+                   int64_t ld_tile, bool continued = false) {
   constexpr int MR = Tile<V>::kMR, NR = Tile<V>::kNR;
+  constexpr int64_t KC = kRecurrentKC<V>;
   const int64_t full = rows / MR * MR;
   const int tail = static_cast<int>(rows - full);
-  for (int64_t k0 = 0; k0 < K; k0 += kRecurrentKC) {
-    const int64_t kc = std::min(kRecurrentKC, K - k0);
-    const auto* bk = b + k0 * group_width;
-    for (int p = 0; p < panels; ++p) {
+  for (int64_t k0 = 0; k0 < K; k0 += KC) {
+    const int64_t kc = std::min(KC, K - k0);
+    const auto* bk = b + k0 * ldb;
+    for (int p = 0; p < panels;) {
+      const int np = std::min(Tile<V>::panels_for(MR), panels - p);
       for (int64_t r0 = 0; r0 < full; r0 += MR) {
-        run_tile<V>(MR, 1, kc, left(r0, k0), bk + p * NR, group_width, NR,
+        run_tile<V>(MR, np, kc, left(r0, k0), bk + p * panel_stride, ldb, panel_stride,
                     tile + r0 * ld_tile + p * NR, ld_tile, continued || k0 > 0);
       }
+      p += np;
     }
     for (int p = 0; tail > 0 && p < panels;) {
       const int np = std::min(Tile<V>::panels_for(tail), panels - p);
-      run_tile<V>(tail, np, kc, left(full, k0), bk + p * NR, group_width, NR,
+      run_tile<V>(tail, np, kc, left(full, k0), bk + p * panel_stride, ldb, panel_stride,
                   tile + full * ld_tile + p * NR, ld_tile, continued || k0 > 0);
       p += np;
     }

@@ -1,7 +1,8 @@
 // SIMD vectors of the CPU engine as GCC vector extensions: Vec<T, W> holds W
 // lanes of T. Every engine template is written once over Vec and compiled
-// once per instruction set (engine_avx2.cpp: 8 floats under
-// target("avx2,fma"); engine_generic.cpp: 16-byte vectors, SSE2 or NEON).
+// once per instruction set (engine_avx512.cpp: 16 floats under
+// target("avx512f,..."); engine_avx2.cpp: 8 floats under target("avx2,fma");
+// engine_generic.cpp: 16-byte vectors, SSE2 or NEON).
 // Each of those files defines FASTLSTM_CPU_ISA, the namespace that keeps its
 // symbols apart from the other's, before including this header.
 #pragma once
@@ -30,9 +31,11 @@ struct RawVector;
   }
 FASTLSTM_RAW_VECTOR(float, 4);
 FASTLSTM_RAW_VECTOR(float, 8);
+FASTLSTM_RAW_VECTOR(float, 16);
 FASTLSTM_RAW_VECTOR(double, 2);
 FASTLSTM_RAW_VECTOR(uint32_t, 4);
 FASTLSTM_RAW_VECTOR(uint32_t, 8);
+FASTLSTM_RAW_VECTOR(uint32_t, 16);
 #undef FASTLSTM_RAW_VECTOR
 
 template <typename T, int W>
@@ -107,6 +110,9 @@ FASTLSTM_VEC_INLINE Vec<T, W> fma(Vec<T, W> a, Vec<T, W> b, Vec<T, W> c) {
 #if defined(FASTLSTM_CPU_AVX2)
   if constexpr (sizeof(T) == 4 && W == 8) return Vec<T, W>(_mm256_fmadd_ps(a.v, b.v, c.v));
 #endif
+#if defined(FASTLSTM_CPU_AVX512)
+  if constexpr (sizeof(T) == 4 && W == 16) return Vec<T, W>(_mm512_fmadd_ps(a.v, b.v, c.v));
+#endif
   return Vec<T, W>(a.v * b.v + c.v);
 }
 
@@ -125,6 +131,17 @@ FASTLSTM_VEC_INLINE T sum_lanes(Vec<T, W> a) {
 // a fixed order (one instruction sequence per instruction set).
 template <typename T, int W>
 FASTLSTM_VEC_INLINE void sum_lanes4(Vec<T, W> a, Vec<T, W> b, Vec<T, W> c, Vec<T, W> d, T* out) {
+#if defined(FASTLSTM_CPU_AVX512)
+  if constexpr (sizeof(T) == 4 && W == 16) {
+    // Each vector's halves added first: then the 8-lane sequence.
+    auto fold = [](Vec<T, W> x) {
+      return Vec<T, 8>(__builtin_shufflevector(x.v, x.v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                       __builtin_shufflevector(x.v, x.v, 8, 9, 10, 11, 12, 13, 14, 15));
+    };
+    sum_lanes4(fold(a), fold(b), fold(c), fold(d), out);
+    return;
+  }
+#endif
 #if defined(FASTLSTM_CPU_AVX2)
   if constexpr (sizeof(T) == 4 && W == 8) {
     const __m256 ab = _mm256_hadd_ps(a.v, b.v), cd = _mm256_hadd_ps(c.v, d.v);
