@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "../engine.h"
@@ -22,8 +23,19 @@
 
 namespace fastlstm::cpu::FASTLSTM_CPU_ISA {
 
+// Where block r0 / kTileRows of a packed A starts: blocks [kc][MR] one
+// line apart more than their size, so that the blocks' stores, written side
+// by side for every k, do not alias the loads of S's rows (a power-of-two
+// stride apart) modulo 4 KB, which stalls each load on them.
+inline int64_t packed_block_start(int64_t r0, int64_t kc) {
+  return r0 / kTileRows * (kTileRows * kc + 16);
+}
+constexpr int64_t packed_left_size(int64_t mc, int64_t kc) {
+  return (mc + kTileRows - 1) / kTileRows * (kTileRows * kc + 16);
+}
+
 // Rows [i0, i0 + mc) and columns [k0, k0 + kc) of A = Sᵀ, packed as row
-// blocks of MR: block b is [kc][mr] at out + b * MR * kc. A's columns are
+// blocks of MR: block b is [kc][mr] at out + packed_block_start(b * MR, kc). A's columns are
 // S's rows, a power-of-two stride apart where S is a gate buffer: each is
 // read once, end to end, so that no cache set has to hold all of them. (A
 // given by rows is read in place: six sequential streams.)
@@ -31,14 +43,18 @@ template <typename T>
 void pack_transposed_left(const GemmNN<T>& g, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
                           T* out) {
   const int64_t full = mc / kTileRows * kTileRows;
+  constexpr int64_t kAhead = 8;  // rows: the copy waits on each row's lines otherwise
   for (int64_t k = 0; k < kc; ++k) {
     const T* src = g.a.data + (k0 + k) * g.a.ld + i0;
-    for (int64_t r0 = 0; r0 < full; r0 += kTileRows) {
-      T* dst = out + r0 * kc + k * kTileRows;
-      for (int r = 0; r < kTileRows; ++r) dst[r] = src[r0 + r];
+    if (k + kAhead < kc) {
+      for (int64_t r = 0; r < mc; r += 64 / sizeof(T)) __builtin_prefetch(src + kAhead * g.a.ld + r, 0, 3);
+    }
+    T* dst = out + k * kTileRows;
+    for (int64_t r0 = 0; r0 < full; r0 += kTileRows, dst += packed_block_start(kTileRows, kc)) {
+      std::memcpy(dst, src + r0, sizeof(T) * kTileRows);
     }
     const int64_t tail = mc - full;
-    for (int64_t r = 0; r < tail; ++r) out[full * kc + k * tail + r] = src[full + r];
+    for (int64_t r = 0; r < tail; ++r) out[packed_block_start(full, kc) + k * tail + r] = src[full + r];
   }
 }
 
@@ -68,7 +84,7 @@ void block_product(const GemmNN<typename V::Scalar>& g, const typename V::Scalar
   auto left = [&](int64_t r0, int mr) {
     if (!g.a_transposed) return LeftBlock<T>{g.a.data + (i0 + r0) * g.a.ld + k0, g.a.ld, 1};
     if (a_in_place) return LeftBlock<T>{g.a.data + k0 * g.a.ld + i0 + r0, 1, g.a.ld};
-    return LeftBlock<T>{a_packed + r0 * kc, 1, mr};
+    return LeftBlock<T>{a_packed + packed_block_start(r0, kc), 1, mr};
   };
   const int64_t panels = (ncols + NR - 1) / NR, full_rows = mc / TL::kMR * TL::kMR;
   for (int64_t q = 0; q < panels;) {
@@ -159,8 +175,9 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
   // Rows split over the team where there are enough row blocks, else columns.
   const int64_t row_blocks = (M + kMC - 1) / kMC;
   // Rows are split in whole blocks: only where each member gets several,
-  // else the blocks would not balance; columns split in panels.
-  const bool split_rows = row_blocks >= 4 * team || col_panels < 2 * team;
+  // else the blocks would not balance; columns split in panels. A packed A
+  // (Sᵀ) would be packed whole by every member of a column split.
+  const bool split_rows = row_blocks >= (g.a_transposed ? 2 : 4) * team || col_panels < 2 * team;
   // Members that split rows share each packed block of B: they pack a part
   // each and meet at a barrier before and after the block's products.
   const bool share_b = split_rows && team > 1;
@@ -171,7 +188,7 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
     const Slice cols = split_rows ? Slice{0, col_panels} : slice_of(col_panels, tid, members);
     if (!share_b && (rows.first >= rows.last || cols.first >= cols.last)) return;
     const bool pack_a = g.a_transposed;
-    Scratch<T> a_packed(pack_a ? static_cast<size_t>(kMC * kKC) : 0);
+    Scratch<T> a_packed(pack_a ? static_cast<size_t>(packed_left_size(kMC, kKC)) : 0);
     Scratch<T> own_b(share_b ? 0 : static_cast<size_t>(kKC * std::min(kNC, (cols.last - cols.first) * NR)));
     T* b_packed = share_b ? shared_b.data() : own_b.data();
     for (int64_t n0 = cols.first * NR; n0 < std::min(N, cols.last * NR); n0 += kNC) {
