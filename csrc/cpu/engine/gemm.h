@@ -181,15 +181,17 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
   // Members that split rows share each packed block of B: they pack a part
   // each and meet at a barrier before and after the block's products.
   const bool share_b = split_rows && team > 1;
-  const int64_t block_cols = std::min(kNC, col_panels * NR);
-  Scratch<T> shared_b(share_b ? static_cast<size_t>(kKC * block_cols) : 0);
+  // Scratch no larger than the blocks: a product of a few k (a single
+  // step's weight gradient) would otherwise fault in fresh pages per call.
+  const int64_t block_cols = std::min(kNC, col_panels * NR), most_kc = std::min(kKC, K);
+  Scratch<T> shared_b(share_b ? static_cast<size_t>(most_kc * block_cols) : 0);
   auto body = [&](int tid, int members, SpinBarrier& barrier) {
     const Slice rows = split_rows ? slice_of(row_blocks, tid, members) : Slice{0, row_blocks};
     const Slice cols = split_rows ? Slice{0, col_panels} : slice_of(col_panels, tid, members);
     if (!share_b && (rows.first >= rows.last || cols.first >= cols.last)) return;
     const bool pack_a = g.a_transposed;
-    Scratch<T> a_packed(pack_a ? static_cast<size_t>(packed_left_size(kMC, kKC)) : 0);
-    Scratch<T> own_b(share_b ? 0 : static_cast<size_t>(kKC * std::min(kNC, (cols.last - cols.first) * NR)));
+    Scratch<T> a_packed(pack_a ? static_cast<size_t>(packed_left_size(std::min(kMC, M), most_kc)) : 0);
+    Scratch<T> own_b(share_b ? 0 : static_cast<size_t>(most_kc * std::min(kNC, (cols.last - cols.first) * NR)));
     T* b_packed = share_b ? shared_b.data() : own_b.data();
     for (int64_t n0 = cols.first * NR; n0 < std::min(N, cols.last * NR); n0 += kNC) {
       const int64_t ncols = std::min({kNC, N - n0, cols.last * NR - n0});
