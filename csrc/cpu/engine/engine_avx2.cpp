@@ -17,6 +17,10 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__linux__)
+#include <unistd.h>
+#endif
+
 #include "team.h"
 
 #pragma GCC push_options

@@ -8,6 +8,10 @@
 #include <cstdint>
 #include <vector>
 
+#if defined(__linux__)
+#include <unistd.h>
+#endif
+
 #include "../engine.h"
 #include "team.h"
 #include "tile.h"
@@ -20,6 +24,19 @@ namespace fastlstm::cpu::FASTLSTM_CPU_ISA {
 constexpr int kMaxGroupPanels = 4;
 inline int panels_per_group(int64_t batch) { return batch <= 3 ? kMaxGroupPanels : 1; }
 
+// One core's L2 as the OS reports it (512 KB where it does not say): by the
+// machine only, so that results still depend on the shape alone there.
+inline int64_t core_l2_bytes() {
+  static const int64_t bytes = [] {
+    int64_t reported = 0;
+#if defined(__linux__) && defined(_SC_LEVEL2_CACHE_SIZE)
+    reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    return reported > 0 ? reported : int64_t{512} << 10;
+  }();
+  return bytes;
+}
+
 // Whether the forward steps project their input themselves ([x_t | h_{t-1}]
 // against [W_ih ; W_hh] in one tile), so that the projection never makes a
 // round trip through memory: where W_ih and W_hh fit in one core's L2
@@ -28,8 +45,7 @@ inline int panels_per_group(int64_t batch) { return batch <= 3 ? kMaxGroupPanels
 // product over all steps, where W_ih is read once. By shape only: results
 // must not depend on the thread count.
 inline bool projects_input_in_steps(int64_t batch, int64_t weight_bytes) {
-  constexpr int64_t kCoreL2Bytes = int64_t{512} << 10;
-  return batch >= 32 || (batch >= 8 && weight_bytes <= kCoreL2Bytes);
+  return batch >= 32 || (batch >= 8 && weight_bytes <= core_l2_bytes());
 }
 
 template <typename V>
