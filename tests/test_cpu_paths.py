@@ -3,10 +3,13 @@ K-blocked register tiles, the input projection inside the steps from batch 8
 on) against nn.LSTM, bitwise at 1 and 2 threads, and inference (in chunks of
 steps, or in one run where the steps project their input) bitwise equal to
 the training forward. The shapes exercise the edges: hidden sizes that are
-not whole 16-unit blocks, K past one 256-long block, more rows than one
+not whole blocks of units (16 with AVX2, 32 with AVX-512), K past one
+256-long block, more rows than one
 6-row tile, packed sequences in both directions, every layout of the panels
 (groups of four below batch 4, single panels above). The generic (non-AVX2)
-engine, forced on in a subprocess, is in tests/test_forced_paths.py."""
+engine, forced on in a subprocess, is in tests/test_forced_paths.py. Buffers
+of 8 MB and more come from a pool of blocks freed by earlier calls: reused
+blocks must never be ones still held."""
 import pytest
 import torch
 
@@ -79,3 +82,29 @@ def test_expanded_output_gradient_is_read_in_place():
         out.backward(upstream.contiguous() if materialize else upstream)
         grads.append(x.grad.clone())
     assert_results_equal({"grad": grads[0]}, {"grad": grads[1]})
+
+
+def test_pooled_buffers_leave_held_results_alone():
+    """A gate buffer of 8 MB and more comes from blocks freed by earlier
+    calls: a second training step must give the same bits, against nn.LSTM,
+    and leave the first step's output and gradients, still held, intact."""
+    torch.manual_seed(0)
+    ref, fast = make_pair(input_size=64, hidden_size=256)
+    x = torch.randn(64, 32, 64, requires_grad=True)  # gates: 2048 x 1024 floats, 8 MiB
+    held, copies = [], []
+    for _ in range(3):
+        x.grad = None
+        fast.zero_grad(set_to_none=True)
+        out, (h, c) = fast(x)
+        (out.sum() + h.sum() + c.sum()).backward()
+        held.append({"out": out.detach(), "grad_x": x.grad,
+                     **{n: p.grad for n, p in fast.named_parameters()}})
+        copies.append({k: v.clone() for k, v in held[-1].items()})
+    for step, copy in zip(held, copies):
+        assert_results_equal(step, copy)
+    assert_results_equal(held[2], held[0])
+    x.grad = None
+    out, (h, c) = ref(x)
+    (out.sum() + h.sum() + c.sum()).backward()
+    torch.testing.assert_close(held[0]["out"], out.detach(), **FP32_TOL)
+    torch.testing.assert_close(held[0]["grad_x"], x.grad, **FP32_TOL)

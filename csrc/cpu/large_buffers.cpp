@@ -3,6 +3,9 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -11,29 +14,87 @@
 namespace fastlstm::cpu {
 namespace {
 
-constexpr uintptr_t kHugePage = uintptr_t(2) << 20;
-// Below this a buffer may come from malloc's already-faulted heap.
-constexpr size_t kMinAdvisedBytes = size_t(8) << 20;
+constexpr size_t kHugePage = size_t(2) << 20;
+// Below this a buffer comes from malloc's already-faulted heap.
+constexpr size_t kMinLargeBytes = size_t(8) << 20;
+// The pool keeps at most this many bytes of freed blocks, in this many.
+constexpr size_t kMostPooledBytes = size_t(512) << 20;
+constexpr size_t kMostPooledBlocks = 8;
 
-void advise_huge_pages(void* data, size_t bytes) {
+struct Block {
+  void* data;
+  size_t bytes;
+};
+
+class BlockPool {
+ public:
+  // A pooled block of at least `bytes` and at most a quarter more, or null.
+  void* take(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    size_t best = blocks_.size();
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      const size_t have = blocks_[i].bytes;
+      if (have >= bytes && have <= bytes + bytes / 4 &&
+          (best == blocks_.size() || have < blocks_[best].bytes)) {
+        best = i;
+      }
+    }
+    if (best == blocks_.size()) return nullptr;
+    void* data = blocks_[best].data;
+    pooled_bytes_ -= blocks_[best].bytes;
+    blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(best));
+    return data;
+  }
+
+  // Keeps a freed block, dropping the oldest ones beyond the bounds.
+  void give(Block block) {
+    std::vector<Block> dropped;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      blocks_.push_back(block);
+      pooled_bytes_ += block.bytes;
+      while (pooled_bytes_ > kMostPooledBytes || blocks_.size() > kMostPooledBlocks) {
+        dropped.push_back(blocks_.front());
+        pooled_bytes_ -= blocks_.front().bytes;
+        blocks_.erase(blocks_.begin());
+      }
+    }
+    for (const Block& b : dropped) std::free(b.data);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<Block> blocks_;
+  size_t pooled_bytes_ = 0;
+};
+
+BlockPool& pool() {
+  static BlockPool* blocks = new BlockPool();  // never destroyed: tensors may outlive exit
+  return *blocks;
+}
+
+void* fresh_block(size_t bytes) {
+  void* data = std::aligned_alloc(kHugePage, bytes);
+  TORCH_CHECK(data != nullptr, "fastlstm: out of memory allocating ", bytes, " bytes");
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (bytes < kMinAdvisedBytes) return;
-  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kHugePage - 1) & ~(kHugePage - 1);
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kHugePage - 1);
   // Advice only: a kernel without THP refuses it and the buffer works as before.
-  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#else
-  (void)data;
-  (void)bytes;
+  madvise(data, bytes, MADV_HUGEPAGE);
 #endif
+  return data;
 }
 
 }  // namespace
 
 at::Tensor empty_large(at::IntArrayRef sizes, const at::TensorOptions& options) {
-  at::Tensor t = at::empty(sizes, options);
-  advise_huge_pages(t.data_ptr(), t.nbytes());
-  return t;
+  const size_t bytes = static_cast<size_t>(c10::multiply_integers(sizes)) *
+                       c10::elementSize(c10::typeMetaToScalarType(options.dtype()));
+  if (bytes < kMinLargeBytes || options.device().type() != c10::DeviceType::CPU) {
+    return at::empty(sizes, options);
+  }
+  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* data = pool().take(rounded);
+  if (data == nullptr) data = fresh_block(rounded);
+  return at::from_blob(data, sizes, [rounded](void* p) { pool().give({p, rounded}); }, options);
 }
 
 }  // namespace fastlstm::cpu
