@@ -58,6 +58,10 @@ def _setup_context(ctx, inputs, output):
     input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse, _save_workspace = inputs
     out, _h_n, _c_n, gates, cells = output
     ctx.mark_non_differentiable(gates, cells)
+    # Unused outputs' gradients arrive as None, not as zeros of their size:
+    # the workspace's alone (gates, cells) would be filled with zeros at
+    # every backward, as large as the forward's gate buffer.
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, out, gates, cells)
     ctx.reverse = reverse
     ctx.has_bias = bias is not None
