@@ -216,14 +216,23 @@ void pack_panel(const Matrix<T>& b, int64_t k0, int64_t kc, int64_t n0, int64_t 
 }
 
 // The panel of B = Wᵀ, for W [N, K] given by rows: columns [n0, n0 + cols)
-// of B are rows of W.
+// of B are rows of W. Row by row of the panel, so that its writes run in
+// order (a panel is larger than L1) while the cols lines read from W serve
+// 64 bytes of k each.
 template <int NR, typename T>
 void pack_panel_transposed(const Matrix<T>& w, int64_t k0, int64_t kc, int64_t n0, int64_t cols,
                            T* out) {
-  std::fill(out, out + kc * NR, T(0));
-  for (int64_t c = 0; c < cols; ++c) {
-    const T* src = row_of(w, n0 + c) + k0;
-    for (int64_t k = 0; k < kc; ++k) out[k * NR + c] = src[k];
+  const T* src[NR];
+  for (int64_t c = 0; c < cols; ++c) src[c] = row_of(w, n0 + c) + k0;
+  if (cols == NR) {
+    for (int64_t k = 0; k < kc; ++k) {
+#pragma GCC unroll 16
+      for (int c = 0; c < NR; ++c) out[k * NR + c] = src[c][k];
+    }
+    return;
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int c = 0; c < NR; ++c) out[k * NR + c] = c < cols ? src[c][k] : T(0);
   }
 }
 
