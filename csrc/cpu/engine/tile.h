@@ -190,8 +190,11 @@ void blocked_tiles(int64_t rows, int64_t K, const Left& left, const typename V::
       }
       p += np;
     }
+    // The tail's tiles split the panels evenly (no single-panel leftover).
+    int tail_panels = std::min(Tile<V>::panels_for(tail), panels);
+    while (panels % tail_panels != 0) --tail_panels;
     for (int p = 0; tail > 0 && p < panels;) {
-      const int np = std::min(Tile<V>::panels_for(tail), panels - p);
+      const int np = tail_panels;
       run_tile<V>(tail, np, kc, left(full, k0), bk + p * panel_stride, ldb, panel_stride,
                   tile + full * ld_tile + p * NR, ld_tile, continued || k0 > 0);
       p += np;
