@@ -270,25 +270,43 @@ template <typename V>
 using DotTileFn = void (*)(int64_t, const typename V::Scalar* const*,
                            const typename V::Scalar* const*, typename V::Scalar*, int64_t, bool);
 
+// The dot tiles' shapes: one row against up to 8 columns, or up to kRows
+// rows against up to kCols (more with 32 vector registers).
 template <typename V>
-constexpr DotTileFn<V> kDotTable[3][8] = {
-    {dot_tile<V, 1, 1>, dot_tile<V, 1, 2>, dot_tile<V, 1, 3>, dot_tile<V, 1, 4>,
-     dot_tile<V, 1, 5>, dot_tile<V, 1, 6>, dot_tile<V, 1, 7>, dot_tile<V, 1, 8>},
-    {dot_tile<V, 2, 1>, dot_tile<V, 2, 2>, dot_tile<V, 2, 3>, dot_tile<V, 2, 4>, nullptr, nullptr,
-     nullptr, nullptr},
-    {dot_tile<V, 3, 1>, dot_tile<V, 3, 2>, dot_tile<V, 3, 3>, dot_tile<V, 3, 4>, nullptr, nullptr,
-     nullptr, nullptr}};
+struct DotShape {
+  static constexpr int kRows = Tile<V>::kRegisters == 32 ? 4 : 3;
+  static constexpr int kCols = Tile<V>::kRegisters == 32 ? 6 : 4;
+  static constexpr int cols_for(int rows) { return rows == 1 ? 8 : kCols; }
+};
+
+template <typename V, int MR, int NC>
+constexpr DotTileFn<V> dot_fn() {
+  if constexpr (MR <= DotShape<V>::kRows && NC <= DotShape<V>::cols_for(MR)) {
+    return dot_tile<V, MR, NC>;
+  } else {
+    return nullptr;
+  }
+}
+template <typename V, int MR>
+constexpr DotTileFn<V> kDotRow[8] = {dot_fn<V, MR, 1>(), dot_fn<V, MR, 2>(), dot_fn<V, MR, 3>(),
+                                     dot_fn<V, MR, 4>(), dot_fn<V, MR, 5>(), dot_fn<V, MR, 6>(),
+                                     dot_fn<V, MR, 7>(), dot_fn<V, MR, 8>()};
+template <typename V>
+constexpr const DotTileFn<V>* kDotTable[4] = {kDotRow<V, 1>, kDotRow<V, 2>, kDotRow<V, 3>,
+                                              kDotRow<V, 4>};
 
 template <typename V>
 void gemm_nt(const GemmNT<typename V::Scalar>& g, int threads) {
   using T = typename V::Scalar;
-  constexpr int64_t kMC = 96, kNC = 64;  // A block in L2, W block in L1/L2
+  using Shape = DotShape<V>;
+  // A block in L2, W block in L1/L2, whole tiles of columns per block.
+  constexpr int64_t kMC = 96, kNC = 16 * Shape::kCols;
   const int64_t M = g.m, N = g.n, K = g.k;
   if (M == 0 || N == 0) return;
   const int team = team_size(threads, M * N * K);
   const int64_t row_blocks = (M + kMC - 1) / kMC, col_blocks = (N + kNC - 1) / kNC;
   const int64_t items = row_blocks * col_blocks;
-  const int64_t tile_cols = M == 1 ? 8 : 4;
+  const int64_t tile_cols = M == 1 ? 8 : Shape::kCols;
   auto body = [&](int tid, int members, SpinBarrier&) {
     const Slice mine = slice_of(items, tid, members);
     for (int64_t item = mine.first; item < mine.last; ++item) {
@@ -300,12 +318,12 @@ void gemm_nt(const GemmNT<typename V::Scalar>& g, int threads) {
         const int nc = static_cast<int>(std::min(tile_cols, n1 - n));
         const T* w_rows[8];
         for (int j = 0; j < nc; ++j) w_rows[j] = row_of(g.w, n + j);
-        for (int64_t i = i0; i < i1; i += 3) {
-          const int mr = static_cast<int>(std::min<int64_t>(3, i1 - i));
-          const T* a_rows[3];
+        for (int64_t i = i0; i < i1; i += Shape::kRows) {
+          const int mr = static_cast<int>(std::min<int64_t>(Shape::kRows, i1 - i));
+          const T* a_rows[Shape::kRows];
           for (int r = 0; r < mr; ++r) a_rows[r] = row_of(g.a, i + r);
           for (int j = 0; j < nc;) {
-            const int cols = std::min(mr == 1 ? 8 : 4, nc - j);
+            const int cols = std::min(Shape::cols_for(mr), nc - j);
             kDotTable<V>[mr - 1][cols - 1](K, a_rows, w_rows + j, g.c + i * g.ldc + n + j, g.ldc,
                                            g.accumulate);
             j += cols;
