@@ -174,9 +174,9 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
   }
   // Rows split over the team where there are enough row blocks, else columns.
   const int64_t row_blocks = (M + kMC - 1) / kMC;
-  // Rows are split in whole blocks: only where each member gets several,
-  // else the blocks would not balance; columns split in panels. A packed A
-  // (Sᵀ) would be packed whole by every member of a column split.
+  // Rows are split where there are several blocks of them per member;
+  // columns split in panels. A packed A (Sᵀ) would be packed whole by every
+  // member of a column split.
   const bool split_rows = row_blocks >= (g.a_transposed ? 2 : 4) * team || col_panels < 2 * team;
   // Members that split rows share each packed block of B: they pack a part
   // each and meet at a barrier before and after the block's products.
@@ -186,9 +186,13 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
   const int64_t block_cols = std::min(kNC, col_panels * NR), most_kc = std::min(kKC, K);
   Scratch<T> shared_b(share_b ? static_cast<size_t>(most_kc * block_cols) : 0);
   auto body = [&](int tid, int members, SpinBarrier& barrier) {
-    const Slice rows = split_rows ? slice_of(row_blocks, tid, members) : Slice{0, row_blocks};
+    // A row split hands out whole tiles of rows (balanced to one tile),
+    // each member's in blocks of kMC.
+    const int64_t row_tiles = (M + TL::kMR - 1) / TL::kMR;
+    const Slice tiles = split_rows ? slice_of(row_tiles, tid, members) : Slice{0, row_tiles};
+    const int64_t r_first = tiles.first * TL::kMR, r_last = std::min(M, tiles.last * TL::kMR);
     const Slice cols = split_rows ? Slice{0, col_panels} : slice_of(col_panels, tid, members);
-    if (!share_b && (rows.first >= rows.last || cols.first >= cols.last)) return;
+    if (!share_b && (r_first >= r_last || cols.first >= cols.last)) return;
     const bool pack_a = g.a_transposed;
     Scratch<T> a_packed(pack_a ? static_cast<size_t>(packed_left_size(std::min(kMC, M), most_kc)) : 0);
     Scratch<T> own_b(share_b ? 0 : static_cast<size_t>(most_kc * std::min(kNC, (cols.last - cols.first) * NR)));
@@ -207,8 +211,8 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
                          : pack_panel<NR>(g.b, k0, kc, n0 + q * NR, width, panel);
         }
         if (share_b) barrier.arrive_and_wait();  // the whole block packed
-        for (int64_t i0 = rows.first * kMC; i0 < std::min(M, rows.last * kMC); i0 += kMC) {
-          const int64_t mc = std::min(kMC, M - i0);
+        for (int64_t i0 = r_first; i0 < r_last; i0 += kMC) {
+          const int64_t mc = std::min(kMC, r_last - i0);
           if (pack_a) pack_transposed_left(g, i0, mc, k0, kc, a_packed.data());
           block_product<V>(g, a_packed.data(), !pack_a, i0, mc, k0, kc, b_packed, n0, ncols,
                            add);
