@@ -8,7 +8,7 @@ not whole blocks of units (16 with AVX2, 32 with AVX-512), K past one
 6-row tile, packed sequences in both directions, every layout of the panels
 (groups of four below batch 4, single panels above). The generic (non-AVX2)
 engine, forced on in a subprocess, is in tests/test_forced_paths.py. Buffers
-of 8 MB and more come from a pool of blocks freed by earlier calls: reused
+of 256 KB and more come from a pool of blocks freed by earlier calls: reused
 blocks must never be ones still held."""
 import pytest
 import torch

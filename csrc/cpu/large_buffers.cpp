@@ -16,10 +16,12 @@ namespace {
 
 constexpr size_t kHugePage = size_t(2) << 20;
 // Below this a buffer comes from malloc's already-faulted heap.
-constexpr size_t kMinLargeBytes = size_t(8) << 20;
+constexpr size_t kMinLargeBytes = size_t(256) << 10;
+// From this size on a block asks for 2 MB pages.
+constexpr size_t kMinHugeBytes = size_t(8) << 20;
 // The pool keeps at most this many bytes of freed blocks, in this many.
 constexpr size_t kMostPooledBytes = size_t(512) << 20;
-constexpr size_t kMostPooledBlocks = 8;
+constexpr size_t kMostPooledBlocks = 16;
 
 struct Block {
   void* data;
@@ -73,12 +75,19 @@ BlockPool& pool() {
   return *blocks;
 }
 
+// Rounded to whole pages (2 MB ones from kMinHugeBytes on).
+size_t block_bytes(size_t bytes) {
+  const size_t page = bytes >= kMinHugeBytes ? kHugePage : size_t(4096);
+  return (bytes + page - 1) / page * page;
+}
+
 void* fresh_block(size_t bytes) {
-  void* data = std::aligned_alloc(kHugePage, bytes);
+  const bool huge = bytes >= kMinHugeBytes;
+  void* data = std::aligned_alloc(huge ? kHugePage : size_t(4096), bytes);
   TORCH_CHECK(data != nullptr, "fastlstm: out of memory allocating ", bytes, " bytes");
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   // Advice only: a kernel without THP refuses it and the buffer works as before.
-  madvise(data, bytes, MADV_HUGEPAGE);
+  if (huge) madvise(data, bytes, MADV_HUGEPAGE);
 #endif
   return data;
 }
@@ -91,7 +100,7 @@ at::Tensor empty_large(at::IntArrayRef sizes, const at::TensorOptions& options) 
   if (bytes < kMinLargeBytes || options.device().type() != c10::DeviceType::CPU) {
     return at::empty(sizes, options);
   }
-  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  const size_t rounded = block_bytes(bytes);
   void* data = pool().take(rounded);
   if (data == nullptr) data = fresh_block(rounded);
   return at::from_blob(data, sizes, [rounded](void* p) { pool().give({p, rounded}); }, options);

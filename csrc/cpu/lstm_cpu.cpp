@@ -411,9 +411,9 @@ LayerGrads lstm_layer_backward_cpu(
   const auto opts = input.options();
   const LayerWeights w{w_ih_.contiguous(), w_hh_.contiguous(), Tensor(), contiguous(w_hr_)};
   LayerGradBuffers g{empty_large(input.sizes(), opts), grad_h_n.contiguous().clone(),
-                     grad_c_n.contiguous().clone(), at::empty_like(w.w_ih),
-                     at::empty_like(w.w_hh),
-                     w.w_hr ? at::empty_like(*w.w_hr) : at::empty({0}, opts),
+                     grad_c_n.contiguous().clone(), empty_large(w.w_ih.sizes(), opts),
+                     empty_large(w.w_hh.sizes(), opts),
+                     w.w_hr ? empty_large(w.w_hr->sizes(), opts) : at::empty({0}, opts),
                      std::vector<double>(4 * s.hidden, 0.0)};
   if (s.rows == 0) {
     g.grad_w_ih.zero_();
