@@ -50,6 +50,6 @@ TORCH_LIBRARY(fastlstm, m) {
   m.def("_set_backend(str name, str kernel, str order, int seed) -> ()", &fastlstm::set_backend);
   m.def("_get_backend() -> (str, str, str, int)", &fastlstm::get_backend);
   m.def("_last_kernel() -> str", &fastlstm::last_kernel);
-  // The CPU engine's instruction set (avx2 or generic), for reports.
+  // The CPU engine's instruction set (avx512, avx2 or generic), for reports.
   m.def("_cpu_engine() -> str", &fastlstm::cpu::cpu_engine_name);
 }

@@ -48,7 +48,7 @@ def backend(name="native", *, kernel="auto", order="forward", seed=0):
 
 def kernel_name(device):
     """Short name of the kernels that ran the last layer for tensors on
-    ``device``: cpu- and the CPU engine's instruction set (avx2, generic), or
+    ``device``: cpu- and the CPU engine's instruction set (avx512, avx2, generic), or
     cuda-/emulated- and step_narrow, step_wide or persistent."""
     device = torch.device(device)
     name, kernel, _, _ = backend_state()
