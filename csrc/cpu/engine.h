@@ -181,6 +181,13 @@ const Engine<double>& cpu_engine<double>();
 // The float engine's instruction set: "avx512", "avx2" or "generic".
 std::string cpu_engine_name();
 
+// Whether the x86 engines (AVX-512, AVX2) are built: GCC on x86-64.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FASTLSTM_CPU_X86_ENGINES 1
+#else
+#define FASTLSTM_CPU_X86_ENGINES 0
+#endif
+
 // Each instruction set's engine, for cpu_engine and the tests; null where not built.
 const Engine<float>* avx512_float_engine();
 const Engine<float>* avx2_float_engine();

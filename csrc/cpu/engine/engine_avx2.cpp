@@ -6,7 +6,7 @@
 // hands it out only where the CPU has both instruction sets.
 #include "../engine.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if FASTLSTM_CPU_X86_ENGINES
 
 #include <immintrin.h>
 
@@ -44,10 +44,4 @@ const Engine<float>* avx2_float_engine() {
 }
 }  // namespace fastlstm::cpu
 
-#else
-
-namespace fastlstm::cpu {
-const Engine<float>* avx2_float_engine() { return nullptr; }
-}  // namespace fastlstm::cpu
-
-#endif
+#endif  // elsewhere engine_generic.cpp defines it as null

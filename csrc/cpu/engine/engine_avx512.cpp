@@ -6,7 +6,7 @@
 // by avx512_float_engine only where the CPU has every one of the sets.
 #include "../engine.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if FASTLSTM_CPU_X86_ENGINES
 
 #include <immintrin.h>
 
@@ -47,10 +47,4 @@ const Engine<float>* avx512_float_engine() {
 }
 }  // namespace fastlstm::cpu
 
-#else
-
-namespace fastlstm::cpu {
-const Engine<float>* avx512_float_engine() { return nullptr; }
-}  // namespace fastlstm::cpu
-
-#endif
+#endif  // elsewhere engine_generic.cpp defines it as null

@@ -34,6 +34,11 @@ int widest_allowed_rank() {
 
 }  // namespace
 
+#if !FASTLSTM_CPU_X86_ENGINES
+const Engine<float>* avx512_float_engine() { return nullptr; }
+const Engine<float>* avx2_float_engine() { return nullptr; }
+#endif
+
 const Engine<float>& generic_float_engine() { return kGenericFloat; }
 const Engine<double>& generic_double_engine() { return kGenericDouble; }
 
