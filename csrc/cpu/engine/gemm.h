@@ -35,20 +35,16 @@ constexpr int64_t packed_left_size(int64_t mc, int64_t kc) {
 }
 
 // Rows [i0, i0 + mc) and columns [k0, k0 + kc) of A = Sᵀ, packed as row
-// blocks of MR: block b is [kc][mr] at out + packed_block_start(b * MR, kc). A's columns are
-// S's rows, a power-of-two stride apart where S is a gate buffer: each is
-// read once, end to end, so that no cache set has to hold all of them. (A
-// given by rows is read in place: six sequential streams.)
+// blocks of MR: block b is [kc][mr] at out + packed_block_start(b * MR, kc).
+// A's columns are S's rows, a power-of-two stride apart where S is a gate
+// buffer: each is read once, end to end, so that no cache set has to hold
+// all of them. (A given by rows is read in place: six sequential streams.)
 template <typename T>
 void pack_transposed_left(const GemmNN<T>& g, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
                           T* out) {
   const int64_t full = mc / kTileRows * kTileRows;
-  constexpr int64_t kAhead = 8;  // rows: the copy waits on each row's lines otherwise
   for (int64_t k = 0; k < kc; ++k) {
     const T* src = g.a.data + (k0 + k) * g.a.ld + i0;
-    if (k + kAhead < kc) {
-      for (int64_t r = 0; r < mc; r += 64 / sizeof(T)) __builtin_prefetch(src + kAhead * g.a.ld + r, 0, 3);
-    }
     T* dst = out + k * kTileRows;
     for (int64_t r0 = 0; r0 < full; r0 += kTileRows, dst += packed_block_start(kTileRows, kc)) {
       std::memcpy(dst, src + r0, sizeof(T) * kTileRows);
