@@ -1,0 +1,148 @@
+// Autograd of the fastlstm ops, for every backend at once (the Autograd key
+// sits above CPU and CUDA). It lives in C++ rather than in
+// torch.library.register_autograd because the Python route costs about
+// 70 µs a call in torch 2.13 (half of it fill_defaults rebuilding the
+// schema's argument list once per argument), more than a whole LSTMCell
+// step of nn.LSTMCell at small sizes.
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/autograd.h>
+#include <torch/library.h>
+
+#include "widen.h"
+
+namespace fastlstm {
+namespace {
+
+using at::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+LayerOutputs lstm_layer_below_autograd(
+    const Tensor& input, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
+    const Tensor& w_hh, const std::optional<Tensor>& bias, const std::optional<Tensor>& w_hr,
+    const std::optional<Tensor>& batch_sizes, bool reverse, bool save_workspace) {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("fastlstm::lstm_layer", "")
+                             .typed<decltype(lstm_layer_below_autograd)>();
+  at::AutoDispatchBelowADInplaceOrView below;
+  return op.call(input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse, save_workspace);
+}
+
+LayerGrads lstm_layer_backward_op(
+    const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n,
+    const Tensor& input, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
+    const Tensor& w_hh, const std::optional<Tensor>& w_hr,
+    const std::optional<Tensor>& batch_sizes, bool reverse, const Tensor& output,
+    const Tensor& gates, const Tensor& cells) {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("fastlstm::lstm_layer_backward", "")
+                             .typed<decltype(lstm_layer_backward_op)>();
+  return op.call(grad_output, grad_h_n, grad_c_n, input, h0, c0, w_ih, w_hh, w_hr, batch_sizes,
+                 reverse, output, gates, cells);
+}
+
+Tensor defined_or_empty(const std::optional<Tensor>& t) { return t ? *t : Tensor(); }
+std::optional<Tensor> present(const Tensor& t) {
+  return t.defined() ? std::optional(t) : std::nullopt;
+}
+// Gradients of outputs that took no part in the loss arrive undefined.
+Tensor or_zeros_like(const Tensor& grad, const Tensor& like) {
+  return grad.defined() ? grad : at::zeros_like(like);
+}
+
+struct LstmLayerFunction : torch::autograd::Function<LstmLayerFunction> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& h0,
+                               const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
+                               const std::optional<Tensor>& bias,
+                               const std::optional<Tensor>& w_hr,
+                               const std::optional<Tensor>& batch_sizes, bool reverse,
+                               bool save_workspace) {
+    auto [out, h_n, c_n, gates, cells] = lstm_layer_below_autograd(
+        input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse, save_workspace);
+    ctx->mark_non_differentiable({gates, cells});
+    // Otherwise the unused workspace outputs would get gradients of zeros
+    // as large as the forward's gate buffer at every backward.
+    ctx->set_materialize_grads(false);
+    ctx->save_for_backward({input, h0, c0, w_ih, w_hh, defined_or_empty(w_hr),
+                            defined_or_empty(batch_sizes), out, gates, cells});
+    ctx->saved_data["reverse"] = reverse;
+    ctx->saved_data["has_bias"] = bias.has_value();
+    return {out, h_n, c_n, gates, cells};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const Tensor &input = saved[0], &h0 = saved[1], &c0 = saved[2], &out = saved[7];
+    const std::optional<Tensor> w_hr = present(saved[5]);
+    // Through the Autograd key, so that create_graph=True meets
+    // LstmLayerBackwardFunction's error instead of gradients cut off silently.
+    auto [grad_input, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_bias, grad_w_hr] =
+        lstm_layer_backward_op(
+            or_zeros_like(grads[0], out), or_zeros_like(grads[1], h0),
+            or_zeros_like(grads[2], c0), input, h0, c0, saved[3], saved[4], w_hr,
+            present(saved[6]), ctx->saved_data["reverse"].toBool(), out, saved[8], saved[9]);
+    return {grad_input, grad_h0, grad_c0, grad_w_ih, grad_w_hh,
+            ctx->saved_data["has_bias"].toBool() ? grad_bias : Tensor(),
+            w_hr ? grad_w_hr : Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+// The backward op is differentiable only as far as saying it is not.
+struct LstmLayerBackwardFunction : torch::autograd::Function<LstmLayerBackwardFunction> {
+  static variable_list forward(AutogradContext*, const Tensor& grad_output,
+                               const Tensor& grad_h_n, const Tensor& grad_c_n,
+                               const Tensor& input, const Tensor& h0, const Tensor& c0,
+                               const Tensor& w_ih, const Tensor& w_hh,
+                               const std::optional<Tensor>& w_hr,
+                               const std::optional<Tensor>& batch_sizes, bool reverse,
+                               const Tensor& output, const Tensor& gates, const Tensor& cells) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    auto grads = lstm_layer_backward_op(grad_output, grad_h_n, grad_c_n, input, h0,
+                                                    c0, w_ih, w_hh, w_hr, batch_sizes, reverse,
+                                                    output, gates, cells);
+    return std::apply([](auto&... t) { return variable_list{t...}; }, grads);
+  }
+
+  static variable_list backward(AutogradContext*, variable_list) {
+    TORCH_CHECK(false,
+                "fastlstm: second-order gradients (double backward, create_graph=True through "
+                "an LSTM) are not supported; use torch.nn.LSTM for them");
+  }
+};
+
+template <size_t... I>
+LayerOutputs first_five(const variable_list& v, std::index_sequence<I...>) {
+  return {v[I]...};
+}
+
+LayerOutputs lstm_layer_autograd(const Tensor& input, const Tensor& h0, const Tensor& c0,
+                                 const Tensor& w_ih, const Tensor& w_hh,
+                                 const std::optional<Tensor>& bias,
+                                 const std::optional<Tensor>& w_hr,
+                                 const std::optional<Tensor>& batch_sizes, bool reverse,
+                                 bool save_workspace) {
+  const variable_list v = LstmLayerFunction::apply(input, h0, c0, w_ih, w_hh, bias, w_hr,
+                                                   batch_sizes, reverse, save_workspace);
+  return first_five(v, std::make_index_sequence<5>{});
+}
+
+LayerGrads lstm_layer_backward_autograd(
+    const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n,
+    const Tensor& input, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
+    const Tensor& w_hh, const std::optional<Tensor>& w_hr,
+    const std::optional<Tensor>& batch_sizes, bool reverse, const Tensor& output,
+    const Tensor& gates, const Tensor& cells) {
+  const variable_list v = LstmLayerBackwardFunction::apply(
+      grad_output, grad_h_n, grad_c_n, input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, reverse,
+      output, gates, cells);
+  return {v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastlstm, Autograd, m) {
+  m.impl("lstm_layer", &lstm_layer_autograd);
+  m.impl("lstm_layer_backward", &lstm_layer_backward_autograd);
+}
+
+}  // namespace fastlstm
