@@ -17,28 +17,32 @@ using at::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-LayerOutputs lstm_layer_below_autograd(
-    const Tensor& input, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
-    const Tensor& w_hh, const std::optional<Tensor>& bias, const std::optional<Tensor>& w_hr,
-    const std::optional<Tensor>& batch_sizes, bool reverse, bool save_workspace) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("fastlstm::lstm_layer", "")
-                             .typed<decltype(lstm_layer_below_autograd)>();
-  at::AutoDispatchBelowADInplaceOrView below;
-  return op.call(input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse, save_workspace);
+// The ops' C++ signatures, for typed calls through the dispatcher.
+using LayerSignature = LayerOutputs(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                    const Tensor&, const std::optional<Tensor>&,
+                                    const std::optional<Tensor>&, const std::optional<Tensor>&,
+                                    bool, bool);
+using BackwardSignature = LayerGrads(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                     const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                     const std::optional<Tensor>&, const std::optional<Tensor>&,
+                                     bool, const Tensor&, const Tensor&, const Tensor&);
+
+template <typename Signature>
+c10::TypedOperatorHandle<Signature> typed_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
+}
+const c10::TypedOperatorHandle<LayerSignature>& layer_op() {
+  static const auto op = typed_op<LayerSignature>("fastlstm::lstm_layer");
+  return op;
+}
+const c10::TypedOperatorHandle<BackwardSignature>& backward_op() {
+  static const auto op = typed_op<BackwardSignature>("fastlstm::lstm_layer_backward");
+  return op;
 }
 
-LayerGrads lstm_layer_backward_op(
-    const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n,
-    const Tensor& input, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
-    const Tensor& w_hh, const std::optional<Tensor>& w_hr,
-    const std::optional<Tensor>& batch_sizes, bool reverse, const Tensor& output,
-    const Tensor& gates, const Tensor& cells) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("fastlstm::lstm_layer_backward", "")
-                             .typed<decltype(lstm_layer_backward_op)>();
-  return op.call(grad_output, grad_h_n, grad_c_n, input, h0, c0, w_ih, w_hh, w_hr, batch_sizes,
-                 reverse, output, gates, cells);
+template <typename Tuple>
+variable_list as_list(const Tuple& tensors) {
+  return std::apply([](const auto&... t) { return variable_list{t...}; }, tensors);
 }
 
 Tensor defined_or_empty(const std::optional<Tensor>& t) { return t ? *t : Tensor(); }
@@ -57,8 +61,9 @@ struct LstmLayerFunction : torch::autograd::Function<LstmLayerFunction> {
                                const std::optional<Tensor>& w_hr,
                                const std::optional<Tensor>& batch_sizes, bool reverse,
                                bool save_workspace) {
-    auto [out, h_n, c_n, gates, cells] = lstm_layer_below_autograd(
-        input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse, save_workspace);
+    at::AutoDispatchBelowADInplaceOrView below;
+    auto [out, h_n, c_n, gates, cells] = layer_op().call(input, h0, c0, w_ih, w_hh, bias, w_hr,
+                                                         batch_sizes, reverse, save_workspace);
     ctx->mark_non_differentiable({gates, cells});
     // Otherwise the unused workspace outputs would get gradients of zeros
     // as large as the forward's gate buffer at every backward.
@@ -77,7 +82,7 @@ struct LstmLayerFunction : torch::autograd::Function<LstmLayerFunction> {
     // Through the Autograd key, so that create_graph=True meets
     // LstmLayerBackwardFunction's error instead of gradients cut off silently.
     auto [grad_input, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_bias, grad_w_hr] =
-        lstm_layer_backward_op(
+        backward_op().call(
             or_zeros_like(grads[0], out), or_zeros_like(grads[1], h0),
             or_zeros_like(grads[2], c0), input, h0, c0, saved[3], saved[4], w_hr,
             present(saved[6]), ctx->saved_data["reverse"].toBool(), out, saved[8], saved[9]);
@@ -97,10 +102,8 @@ struct LstmLayerBackwardFunction : torch::autograd::Function<LstmLayerBackwardFu
                                const std::optional<Tensor>& batch_sizes, bool reverse,
                                const Tensor& output, const Tensor& gates, const Tensor& cells) {
     at::AutoDispatchBelowADInplaceOrView below;
-    auto grads = lstm_layer_backward_op(grad_output, grad_h_n, grad_c_n, input, h0,
-                                                    c0, w_ih, w_hh, w_hr, batch_sizes, reverse,
-                                                    output, gates, cells);
-    return std::apply([](auto&... t) { return variable_list{t...}; }, grads);
+    return as_list(backward_op().call(grad_output, grad_h_n, grad_c_n, input, h0, c0, w_ih, w_hh,
+                                      w_hr, batch_sizes, reverse, output, gates, cells));
   }
 
   static variable_list backward(AutogradContext*, variable_list) {
@@ -110,11 +113,6 @@ struct LstmLayerBackwardFunction : torch::autograd::Function<LstmLayerBackwardFu
   }
 };
 
-template <size_t... I>
-LayerOutputs first_five(const variable_list& v, std::index_sequence<I...>) {
-  return {v[I]...};
-}
-
 LayerOutputs lstm_layer_autograd(const Tensor& input, const Tensor& h0, const Tensor& c0,
                                  const Tensor& w_ih, const Tensor& w_hh,
                                  const std::optional<Tensor>& bias,
@@ -123,7 +121,7 @@ LayerOutputs lstm_layer_autograd(const Tensor& input, const Tensor& h0, const Te
                                  bool save_workspace) {
   const variable_list v = LstmLayerFunction::apply(input, h0, c0, w_ih, w_hh, bias, w_hr,
                                                    batch_sizes, reverse, save_workspace);
-  return first_five(v, std::make_index_sequence<5>{});
+  return {v[0], v[1], v[2], v[3], v[4]};
 }
 
 LayerGrads lstm_layer_backward_autograd(
