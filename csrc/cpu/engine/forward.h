@@ -113,14 +113,17 @@ struct ForwardUnits {
   // lie a power-of-two stride apart, far from the lines touched last.
   void prefetch(int64_t offset, int64_t rows, int64_t q) const {
     const int64_t H = f.hidden, u0 = q * NR;
+    const int64_t u_last = std::min(H, u0 + NR);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t row = offset + r;
-      const T* gates = f.gates + (row - f.gates_row0) * 4 * H + u0;
-      if (f.keep_gates || !f.input_panels) {
-        for (int g = 0; g < kNumGates; ++g) __builtin_prefetch(gates + g * H, 1, 2);
+      const T* gates = f.gates + (row - f.gates_row0) * 4 * H;
+      for (int64_t u = u0; u < u_last; u += 64 / sizeof(T)) {
+        if (f.keep_gates || !f.input_panels) {
+          for (int g = 0; g < kNumGates; ++g) __builtin_prefetch(gates + g * H + u, 1, 2);
+        }
+        if (f.keep_cells) __builtin_prefetch(f.cells + row * H + u, 1, 2);
+        if (!f.proj_panels) __builtin_prefetch(f.output + row * f.proj + u, 1, 2);
       }
-      if (f.keep_cells) __builtin_prefetch(f.cells + row * H + u0, 1, 2);
-      if (!f.proj_panels) __builtin_prefetch(f.output + row * f.proj + u0, 1, 2);
     }
   }
 

@@ -37,17 +37,31 @@ inline int64_t core_l2_bytes() {
   return bytes;
 }
 
+// The weights a core can stream once per step at L2-like speed: its L2,
+// and the L2 of one partner (the team's other half), or on AMD, whose L3 is
+// a victim cache close to each core, 8 L2s (measured on a 1 MiB-L2 Zen 4:
+// in-step projection faster at 8 MiB of weights, B = 4 and 16; on a 2 MiB-L2
+// Sapphire Rapids Xeon, whose mesh L3 gives a core about 28 GB/s, 1.9x
+// slower at 8 MiB and faster at 2 MiB).
+inline int64_t step_stream_bytes() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool amd = __builtin_cpu_is("amd");
+#else
+  constexpr bool amd = false;
+#endif
+  return (amd ? 8 : 2) * core_l2_bytes();
+}
+
 // Whether the forward steps project their input themselves ([x_t | h_{t-1}]
 // against [W_ih ; W_hh] in one tile), so that the projection never makes a
 // round trip through memory: from batch 4 where W_ih and W_hh together
-// are at most 8 cores' L2 (each member's share then comes from L2 or a
-// near L3, cheaper than a separate product's pass over the gates: measured
-// on a 1 MiB-L2 Zen 4 at H = 128 to 512, B = 4 and 16), or where the batch
-// is large enough that W_ih's per-step reads cost less than the products
-// they feed. Otherwise one product over all steps, where W_ih is read once.
-// By shape only: results must not depend on the thread count.
+// stream from cache each step (step_stream_bytes), cheaper than a separate
+// product's pass over the gates, or where the batch is large enough that
+// W_ih's per-step reads cost less than the products they feed. Otherwise
+// one product over all steps, where W_ih is read once. By shape and machine
+// only: results must not depend on the thread count.
 inline bool projects_input_in_steps(int64_t batch, int64_t weight_bytes) {
-  return batch >= 32 || (batch >= 4 && weight_bytes <= 8 * core_l2_bytes());
+  return batch >= 32 || (batch >= 4 && weight_bytes <= step_stream_bytes());
 }
 
 template <typename V>
