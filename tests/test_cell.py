@@ -4,7 +4,7 @@ import torch
 from torch.func import functional_call
 
 import fastlstm
-from conftest import assert_results_close, make_cell_pair, make_pair, tol_for
+from conftest import assert_results_close, assert_results_equal, make_cell_pair, make_pair, tol_for
 
 INPUT, HIDDEN = 3, 5
 
@@ -81,3 +81,37 @@ def test_cell_init_state_dict_and_repr_match_torch(bias):
     for key, value in ref.state_dict().items():
         torch.testing.assert_close(fast.state_dict()[key], value, rtol=0, atol=0)
     assert str(fast) == str(ref)
+
+
+# Wide enough that two threads split the units (vectors of 32 with AVX-512,
+# 16 with AVX2); 5, 40 and 100 rows: one and several tiles of rows of the
+# dot products, with a partial last one, and two blocks of 96 rows.
+WIDE_INPUT, WIDE_HIDDEN = 40, 96
+
+
+def run_wide_cell(cell, batch):
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(batch, WIDE_INPUT, generator=gen, requires_grad=True)
+    hx = tuple(torch.randn(batch, WIDE_HIDDEN, generator=gen, requires_grad=True) for _ in range(2))
+    h, c = cell(x, hx)
+    loss = (h * torch.randn(h.shape, generator=gen)).sum() + (c * torch.randn(c.shape, generator=gen)).sum()
+    params = dict(cell.named_parameters())
+    grads = torch.autograd.grad(loss, [x, *hx, *params.values()])
+    return {"h": h, "c": c, **{"grad_" + n: g for n, g in zip(["input", "h0", "c0", *params], grads)}}
+
+
+@pytest.mark.parametrize("batch", [5, 40, 100])
+def test_wide_cell_matches_torch_and_repeats_bitwise(batch):
+    # Calls alternate the order in which the step reads its weight blocks;
+    # no bit may depend on it, nor on the thread count.
+    ref, fast = make_cell_pair(input_size=WIDE_INPUT, hidden_size=WIDE_HIDDEN)
+    expected = run_wide_cell(ref, batch)
+    first = run_wide_cell(fast, batch)
+    assert_results_close(first, expected, **tol_for(torch.float32))
+    threads = torch.get_num_threads()
+    try:
+        for n in (2, 1, 2):
+            torch.set_num_threads(n)
+            assert_results_equal(run_wide_cell(fast, batch), first)
+    finally:
+        torch.set_num_threads(threads)

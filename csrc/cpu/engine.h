@@ -108,15 +108,22 @@ struct BackwardSteps {
 };
 
 // One step for every row at once (a single-step layer, an LSTMCell):
-// gates [B, 4H] hold the full pre-activations without bias.
+// gates = x W_ihᵀ + h_prev W_hhᵀ by gemm_nt's dot products on the weights
+// as they lie, then the cell, each member of the team on the gate columns of
+// its own hidden units, so that the whole step is one fork and no barrier.
+// c may be c_prev (updated in place).
 template <typename T>
 struct CellRows {
-  int64_t rows, hidden;
-  T* gates;        // [B, 4H]: pre-activations in, activated gates out
-  const T* bias;   // [4H]
-  const T* c_prev; // [B, H]
-  T* c;            // [B, H]
-  T* h;            // [B, H]
+  int64_t rows, hidden, input, proj;  // B, H, I, P
+  Matrix<T> x;       // [B, I]
+  Matrix<T> h_prev;  // [B, P]
+  Matrix<T> w_ih;    // [4H, I]
+  Matrix<T> w_hh;    // [4H, P]
+  const T* bias;     // [4H]
+  T* gates;          // [B, 4H]: the activated gates
+  const T* c_prev;   // [B, H]
+  T* c;              // [B, H]
+  T* h;              // [B, H]
 };
 
 template <typename T>

@@ -78,28 +78,24 @@ void gather_final_hidden(const StepSchedule& sched, bool reverse, const Tensor& 
   }
 }
 
-// One step for all B rows: both products read the weights in place.
+// One step for all B rows, in one pass of the engine (the dot products on
+// the weights as they lie, then the cell), c_n updated in place.
 template <typename T>
 void forward_single_step(const Engine<T>& e, const LayerShape& s, const Tensor& input,
                          const Tensor& h0, const LayerWeights& w, ForwardBuffers& buf) {
   const int threads = engine_threads();
   const int64_t B = s.rows, H = s.hidden, P = s.proj;
-  T* gates = buf.gates.data_ptr<T>();
-  e.gemm_nt({B, 4 * H, s.input, rows_of<T>(input), rows_of<T>(w.w_ih), gates, 4 * H, false},
-            threads);
-  e.gemm_nt({B, 4 * H, P, rows_of<T>(h0), rows_of<T>(w.w_hh), gates, 4 * H, true}, threads);
   Tensor hidden = w.w_hr ? at::empty({B, H}, input.options()) : buf.output;
-  Tensor c = at::empty({B, H}, input.options());
-  e.cell_rows({B, H, gates, w.bias.data_ptr<T>(), buf.c_n.data_ptr<T>(), c.data_ptr<T>(),
-               hidden.data_ptr<T>()},
+  e.cell_rows({B, H, s.input, P, rows_of<T>(input), rows_of<T>(h0), rows_of<T>(w.w_ih),
+               rows_of<T>(w.w_hh), w.bias.data_ptr<T>(), buf.gates.data_ptr<T>(),
+               buf.c_n.data_ptr<T>(), buf.c_n.data_ptr<T>(), hidden.data_ptr<T>()},
               threads);
   if (w.w_hr) {
     e.gemm_nt({B, P, H, rows_of<T>(hidden), rows_of<T>(*w.w_hr), buf.output.data_ptr<T>(), P,
                false},
               threads);
   }
-  buf.c_n.copy_(c);
-  if (buf.saved) buf.cells.copy_(c);
+  if (buf.saved) buf.cells.copy_(buf.c_n);
   buf.h_n.copy_(buf.output);
 }
 

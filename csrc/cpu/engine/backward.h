@@ -110,17 +110,30 @@ struct BackwardStep {
     }
   }
 
-  // B of visit k: columns of panels [q0, q1) of dL/dh_{t-1} into dh_state,
-  // a panel group at a time, then `after(b0, b1, q0, q1)` for every row
-  // block of each group's panels.
+  // Where recurrent_grads' runs of panels over [q0, q1) start, then q1.
+  std::vector<int64_t> run_starts(int64_t q0, int64_t q1) const {
+    const PanelGroups<V> w_hh{d.hh_panels, 4 * d.hidden, d.panel_group};
+    std::vector<int64_t> starts;
+    for (int64_t q = q0; q < q1; q += w_hh.run_from(q, q1, kMaxGroupPanels)) starts.push_back(q);
+    starts.push_back(q1);
+    return starts;
+  }
+
+  // B of visit k: columns of dL/dh_{t-1} into dh_state, a run of panels
+  // (run_starts) at a time, the last run first where `backwards`, then
+  // `after(b0, b1, q0, q1)` for every row block of each run's panels.
   template <typename After>
-  void recurrent_grads(int64_t k, int64_t q0, int64_t q1, T* tile, const After& after) const {
+  void recurrent_grads(int64_t k, const std::vector<int64_t>& runs, bool backwards, T* tile,
+                       const After& after) const {
     const int64_t H4 = 4 * d.hidden, P = d.proj, rows = rows_of_visit(k);
     const T* dgates = dgates_row(sched.offset[step(k)]);
     const PanelGroups<V> w_hh{d.hh_panels, H4, d.panel_group};
     constexpr int64_t ld = kMaxGroupPanels * NR;
-    for (int64_t q = q0; q < q1;) {
-      const int np = w_hh.run_from(q, q1, kMaxGroupPanels);
+    const size_t count = runs.size() - 1;
+    for (size_t i = 0; i < count; ++i) {
+      const size_t run = backwards ? count - 1 - i : i;
+      const int64_t q = runs[run];
+      const int np = static_cast<int>(runs[run + 1] - q);
       if (!d.hr_panels) prefetch_gate_grads(k - 1, q * NR, std::min(d.hidden, (q + np) * NR));
       blocked_tiles<V>(rows, H4,
                        [&](int64_t r0, int64_t k0) { return LeftBlock<T>{dgates + r0 * H4 + k0, H4, 1}; },
@@ -131,7 +144,6 @@ struct BackwardStep {
                       std::min(np * NR, P - q * NR), d.dh_state + r0 * P + q * NR, P, false);
         after(r0, r1, q, q + np);
       }
-      q += np;
     }
   }
 
@@ -173,6 +185,8 @@ void backward_steps(const BackwardSteps<typename V::Scalar>& d, int threads) {
     const Slice cols = slice_of(col_panels, tid, members);
     Scratch<T> tile_rows(static_cast<size_t>(B * kMaxGroupPanels * NR));
     T* tile = tile_rows.data();
+    const Slice own = projected ? cols : units;
+    const std::vector<int64_t> runs = s.run_starts(own.first, own.last);
     const int64_t last = d.k_end - 1;
     // The first visit's A (or, projected, its dh_total) has no B before it.
     if (projected) {
@@ -196,8 +210,9 @@ void backward_steps(const BackwardSteps<typename V::Scalar>& d, int threads) {
         if (r0 >= r1) return;
         projected ? s.total_dh(k - 1, r0, r1, q0, q1) : s.direct_gate_grads(k - 1, r0, r1, q0, q1);
       };
-      const Slice own = projected ? cols : units;
-      s.recurrent_grads(k, own.first, own.last, tile, then);
+      // Every other step takes the runs backwards: the panels one step read
+      // last, still in L2, are the first the next step reads.
+      s.recurrent_grads(k, runs, k % 2 == 1, tile, then);
       if (next && next_rows > rows) {
         projected ? s.total_dh(k - 1, rows, next_rows, own.first, own.last)
                   : s.direct_gate_grads(k - 1, rows, next_rows, own.first, own.last);

@@ -5,10 +5,12 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 
 #include "../engine.h"
+#include "gemm.h"
 #include "team.h"
 #include "tile.h"
 
@@ -31,23 +33,68 @@ void for_each_unit_vector(int64_t rows, int64_t H, int threads, const Body& body
   run_team(team_size(threads, rows * H * 32), run);
 }
 
+// Rows [0, rows) x units [u0, u1) of one step, from the products in gates
+// (bias not yet added) to the activated gates, c and h.
+template <typename V>
+void cell_units(const CellRows<typename V::Scalar>& c, int64_t u0, int64_t u1) {
+  const int64_t H = c.hidden;
+  constexpr int64_t W = Wide<V>::kWidth;
+  for (int64_t r = 0; r < c.rows; ++r) {
+    for (int64_t u = u0; u < u1; u += W) {
+      const Lanes<Wide<V>> l{static_cast<int>(std::min<int64_t>(W, u1 - u))};
+      auto* gates = c.gates + r * 4 * H + u;
+      Wide<V> pre[kNumGates];
+      for (int g = 0; g < kNumGates; ++g) pre[g] = l.load(gates + g * H) + l.load(c.bias + g * H + u);
+      const CellState<Wide<V>> s = cell_forward(pre[kGateI], pre[kGateF], pre[kGateG],
+                                                pre[kGateO], l.load(c.c_prev + r * H + u));
+      l.store(s.i, gates + kGateI * H);
+      l.store(s.f, gates + kGateF * H);
+      l.store(s.g, gates + kGateG * H);
+      l.store(s.o, gates + kGateO * H);
+      l.store(s.c, c.c + r * H + u);
+      l.store(s.h, c.h + r * H + u);
+    }
+  }
+}
+
+// The products of units [u0, u1): for each gate, its columns of x W_ihᵀ,
+// then h_prev W_hhᵀ added, as gemm_nt would give them; the gates in
+// reverse order where `backwards`.
+template <typename V>
+void cell_products(const CellRows<typename V::Scalar>& c, int64_t u0, int64_t u1,
+                   bool backwards) {
+  const int64_t G = 4 * c.hidden;
+  const GemmNT<typename V::Scalar> input{c.rows, G, c.input, c.x, c.w_ih, c.gates, G, false};
+  const GemmNT<typename V::Scalar> recurrent{c.rows, G, c.proj, c.h_prev, c.w_hh, c.gates, G, true};
+  for (int64_t i0 = 0; i0 < c.rows; i0 += kDotRowBlock) {
+    const int64_t i1 = std::min(c.rows, i0 + kDotRowBlock);
+    for (int i = 0; i < kNumGates; ++i) {
+      const int64_t g = backwards ? kNumGates - 1 - i : i;
+      dot_block<V>(input, i0, i1, g * c.hidden + u0, g * c.hidden + u1);
+      dot_block<V>(recurrent, i0, i1, g * c.hidden + u0, g * c.hidden + u1);
+    }
+  }
+}
+
 template <typename V>
 void cell_rows(const CellRows<typename V::Scalar>& c, int threads) {
-  const int64_t H = c.hidden;
-  for_each_unit_vector<V>(c.rows, H, threads, [&](int64_t r, int64_t u0, int n) {
-    const Lanes<Wide<V>> l{n};
-    auto* gates = c.gates + r * 4 * H + u0;
-    Wide<V> pre[kNumGates];
-    for (int g = 0; g < kNumGates; ++g) pre[g] = l.load(gates + g * H) + l.load(c.bias + g * H + u0);
-    const CellState<Wide<V>> s =
-        cell_forward(pre[kGateI], pre[kGateF], pre[kGateG], pre[kGateO], l.load(c.c_prev + r * H + u0));
-    l.store(s.i, gates + kGateI * H);
-    l.store(s.f, gates + kGateF * H);
-    l.store(s.g, gates + kGateG * H);
-    l.store(s.o, gates + kGateO * H);
-    l.store(s.c, c.c + r * H + u0);
-    l.store(s.h, c.h + r * H + u0);
-  });
+  // Every other call takes the weights' blocks backwards: a cell steps
+  // with the same weights, and those one call read last, still in L2, are
+  // the first the next one reads (where they are more than L2 holds).
+  static std::atomic<unsigned> calls{0};
+  const bool backwards = calls.fetch_add(1, std::memory_order_relaxed) % 2 == 1;
+  constexpr int64_t W = Wide<V>::kWidth;
+  const int64_t vectors = (c.hidden + W - 1) / W;
+  // Gate math is about 30 operations per unit: count it as work.
+  const int64_t work = c.rows * c.hidden * (32 + 4 * (c.input + c.proj));
+  auto run = [&](int tid, int team, SpinBarrier&) {
+    const Slice mine = slice_of(vectors, tid, team);
+    const int64_t u0 = mine.first * W, u1 = std::min(c.hidden, mine.last * W);
+    if (u0 >= u1) return;
+    cell_products<V>(c, u0, u1, backwards);
+    cell_units<V>(c, u0, u1);
+  };
+  run_team(team_size(threads, work), run);
 }
 
 template <typename V>

@@ -195,7 +195,14 @@ void forward_steps(const ForwardSteps<typename V::Scalar>& f, int threads) {
       const PreviousHidden<T> h_prev{f.output, f.h0, P, rows, sched.carried_rows(t, f.reverse),
                                      prev < 0 ? 0 : sched.offset[prev], mixed.data()};
       h_prev.prepare();
-      for (int64_t q = own.first; q < own.last; ++q) units.run(offset, rows, h_prev, q, tile.data());
+      // Every other step walks the blocks backwards: the panels one step
+      // read last, still in L2, are the first the next step reads (where a
+      // member's panels are more than its L2 holds, W_hh from H = 512 on).
+      const bool backwards = k % 2 == 1;
+      for (int64_t i = own.first; i < own.last; ++i) {
+        const int64_t q = backwards ? own.last - 1 - (i - own.first) : i;
+        units.run(offset, rows, h_prev, q, tile.data());
+      }
       barrier.arrive_and_wait();  // every unit's h_t (or o*tanh(c)) written
       if (projected) {
         project_rows<V>(f, offset, rows, own_cols.first, own_cols.last, tile.data());

@@ -295,41 +295,51 @@ template <typename V>
 constexpr const DotTileFn<V>* kDotTable[4] = {kDotRow<V, 1>, kDotRow<V, 2>, kDotRow<V, 3>,
                                               kDotRow<V, 4>};
 
+// Rows [i0, i1) and columns [n0, n1) of C (+)= A . Wᵀ, a tile of columns at
+// a time (a tile's W rows are read once per row of the block).
 template <typename V>
-void gemm_nt(const GemmNT<typename V::Scalar>& g, int threads) {
+void dot_block(const GemmNT<typename V::Scalar>& g, int64_t i0, int64_t i1, int64_t n0,
+               int64_t n1) {
   using T = typename V::Scalar;
   using Shape = DotShape<V>;
+  const int64_t tile_cols = g.m == 1 ? 8 : Shape::kCols;
+  for (int64_t n = n0; n < n1; n += tile_cols) {
+    const int nc = static_cast<int>(std::min(tile_cols, n1 - n));
+    const T* w_rows[8];
+    for (int j = 0; j < nc; ++j) w_rows[j] = row_of(g.w, n + j);
+    for (int64_t i = i0; i < i1; i += Shape::kRows) {
+      const int mr = static_cast<int>(std::min<int64_t>(Shape::kRows, i1 - i));
+      const T* a_rows[Shape::kRows];
+      for (int r = 0; r < mr; ++r) a_rows[r] = row_of(g.a, i + r);
+      for (int j = 0; j < nc;) {
+        const int cols = std::min(Shape::cols_for(mr), nc - j);
+        kDotTable<V>[mr - 1][cols - 1](g.k, a_rows, w_rows + j, g.c + i * g.ldc + n + j,
+                                       g.ldc, g.accumulate);
+        j += cols;
+      }
+    }
+  }
+}
+
+// Rows of A per block of the dot products: a block stays in L2.
+constexpr int64_t kDotRowBlock = 96;
+
+template <typename V>
+void gemm_nt(const GemmNT<typename V::Scalar>& g, int threads) {
   // A block in L2, W block in L1/L2, whole tiles of columns per block.
-  constexpr int64_t kMC = 96, kNC = 16 * Shape::kCols;
+  constexpr int64_t kMC = kDotRowBlock, kNC = 16 * DotShape<V>::kCols;
   const int64_t M = g.m, N = g.n, K = g.k;
   if (M == 0 || N == 0) return;
   const int team = team_size(threads, M * N * K);
   const int64_t row_blocks = (M + kMC - 1) / kMC, col_blocks = (N + kNC - 1) / kNC;
   const int64_t items = row_blocks * col_blocks;
-  const int64_t tile_cols = M == 1 ? 8 : Shape::kCols;
   auto body = [&](int tid, int members, SpinBarrier&) {
     const Slice mine = slice_of(items, tid, members);
     for (int64_t item = mine.first; item < mine.last; ++item) {
       // Column blocks outer within a row block: a W block is read from L2
       // for every row of the A block.
       const int64_t i0 = (item % row_blocks) * kMC, n0 = (item / row_blocks) * kNC;
-      const int64_t i1 = std::min(M, i0 + kMC), n1 = std::min(N, n0 + kNC);
-      for (int64_t n = n0; n < n1; n += tile_cols) {
-        const int nc = static_cast<int>(std::min(tile_cols, n1 - n));
-        const T* w_rows[8];
-        for (int j = 0; j < nc; ++j) w_rows[j] = row_of(g.w, n + j);
-        for (int64_t i = i0; i < i1; i += Shape::kRows) {
-          const int mr = static_cast<int>(std::min<int64_t>(Shape::kRows, i1 - i));
-          const T* a_rows[Shape::kRows];
-          for (int r = 0; r < mr; ++r) a_rows[r] = row_of(g.a, i + r);
-          for (int j = 0; j < nc;) {
-            const int cols = std::min(Shape::cols_for(mr), nc - j);
-            kDotTable<V>[mr - 1][cols - 1](K, a_rows, w_rows + j, g.c + i * g.ldc + n + j, g.ldc,
-                                           g.accumulate);
-            j += cols;
-          }
-        }
-      }
+      dot_block<V>(g, i0, std::min(M, i0 + kMC), n0, std::min(N, n0 + kNC));
     }
   };
   run_team(team, body);
