@@ -84,14 +84,16 @@ def test_cell_init_state_dict_and_repr_match_torch(bias):
 
 
 # Wide enough that two threads split the units (vectors of 32 with AVX-512,
-# 16 with AVX2); 5, 40 and 100 rows: one and several tiles of rows of the
-# dot products, with a partial last one, and two blocks of 96 rows.
-WIDE_INPUT, WIDE_HIDDEN = 40, 96
+# 16 with AVX2). 5 rows take the dot products on the weights as they lie;
+# from 32 rows the products run transposed (W [x | h]ᵀ): 40 and 100 rows
+# are one and four panels of rows, the last one partial, and an input of
+# 600 takes two K blocks.
+WIDE_HIDDEN = 96
 
 
-def run_wide_cell(cell, batch):
+def run_wide_cell(cell, batch, input_size):
     gen = torch.Generator().manual_seed(3)
-    x = torch.randn(batch, WIDE_INPUT, generator=gen, requires_grad=True)
+    x = torch.randn(batch, input_size, generator=gen, requires_grad=True)
     hx = tuple(torch.randn(batch, WIDE_HIDDEN, generator=gen, requires_grad=True) for _ in range(2))
     h, c = cell(x, hx)
     loss = (h * torch.randn(h.shape, generator=gen)).sum() + (c * torch.randn(c.shape, generator=gen)).sum()
@@ -100,18 +102,18 @@ def run_wide_cell(cell, batch):
     return {"h": h, "c": c, **{"grad_" + n: g for n, g in zip(["input", "h0", "c0", *params], grads)}}
 
 
-@pytest.mark.parametrize("batch", [5, 40, 100])
-def test_wide_cell_matches_torch_and_repeats_bitwise(batch):
+@pytest.mark.parametrize("batch,input_size", [(5, 40), (40, 40), (100, 40), (40, 600)])
+def test_wide_cell_matches_torch_and_repeats_bitwise(batch, input_size):
     # Calls alternate the order in which the step reads its weight blocks;
     # no bit may depend on it, nor on the thread count.
-    ref, fast = make_cell_pair(input_size=WIDE_INPUT, hidden_size=WIDE_HIDDEN)
-    expected = run_wide_cell(ref, batch)
-    first = run_wide_cell(fast, batch)
+    ref, fast = make_cell_pair(input_size=input_size, hidden_size=WIDE_HIDDEN)
+    expected = run_wide_cell(ref, batch, input_size)
+    first = run_wide_cell(fast, batch, input_size)
     assert_results_close(first, expected, **tol_for(torch.float32))
     threads = torch.get_num_threads()
     try:
         for n in (2, 1, 2):
             torch.set_num_threads(n)
-            assert_results_equal(run_wide_cell(fast, batch), first)
+            assert_results_equal(run_wide_cell(fast, batch, input_size), first)
     finally:
         torch.set_num_threads(threads)

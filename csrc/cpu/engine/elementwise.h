@@ -76,6 +76,83 @@ void cell_products(const CellRows<typename V::Scalar>& c, int64_t u0, int64_t u1
   }
 }
 
+// Rows of a step from which its products run transposed (below), and the
+// units of one block there (five tiles of six rows per gate).
+constexpr int64_t kTransposedStepRows = 32, kTransposedUnits = 30;
+
+// xᵀ and h_prevᵀ of a step as the register tile's right operand: panels
+// [p] of NR rows, each [K][NR] (zero past the last row), W's rows then
+// broadcast in place against them.
+template <typename V>
+struct TransposedRows {
+  using T = typename V::Scalar;
+  static constexpr int64_t NR = Tile<V>::kNR;
+  int64_t panels, input, proj;
+  T* x;  // [panels][I][NR]
+  T* h;  // [panels][P][NR]
+
+  static size_t size(const CellRows<T>& c) {
+    return static_cast<size_t>((c.rows + NR - 1) / NR * NR * (c.input + c.proj));
+  }
+  // Panel tasks [first, last) of the 2 * panels (x's, then h's).
+  void pack(const CellRows<T>& c, int64_t first, int64_t last) const {
+    for (int64_t task = first; task < last; ++task) {
+      const bool of_x = task < panels;
+      const int64_t p = of_x ? task : task - panels, k = of_x ? input : proj;
+      pack_panel_transposed<NR>(of_x ? c.x : c.h_prev, 0, k, p * NR,
+                                std::min(NR, c.rows - p * NR), (of_x ? x : h) + p * k * NR);
+    }
+  }
+};
+
+// Units [u0, u1) of the step's products for many rows, x W_ihᵀ + h_prev
+// W_hhᵀ computed as W [x | h_prev]ᵀ: tiles of W's rows (read once, in
+// place) by panels of rows, each element one FMA chain over [x | h_prev].
+// A block of kTransposedUnits units at a time: its four gates' tiles into
+// `block` ([4 * kTransposedUnits][panels * NR]), then copied transposed into the gate rows,
+// a gate's block of columns per row (the tiles' own columns would be one
+// element of a row each, rows a power-of-two stride apart). The gates in
+// reverse order where `backwards`.
+template <typename V>
+void transposed_products(const CellRows<typename V::Scalar>& c, const TransposedRows<V>& xt,
+                         int64_t u0, int64_t u1, bool backwards, typename V::Scalar* block) {
+  using T = typename V::Scalar;
+  using TL = Tile<V>;
+  constexpr int64_t NR = TL::kNR, KC = kGemmKC, kUnits = kTransposedUnits;
+  const int64_t H = c.hidden, G = 4 * H, ld = xt.panels * NR;
+  for (int64_t u = u0; u < u1; u += kUnits) {
+    const int64_t units = std::min(kUnits, u1 - u);
+    for (int i = 0; i < kNumGates; ++i) {
+      const int g = backwards ? kNumGates - 1 - i : i;
+      for (int64_t j = 0; j < units; j += TL::kMR) {
+        const int mr = static_cast<int>(std::min<int64_t>(TL::kMR, units - j));
+        const int64_t n = g * H + u + j;
+        for (int64_t p = 0; p < xt.panels;) {
+          const int np = static_cast<int>(std::min<int64_t>(TL::panels_for(mr), xt.panels - p));
+          T* tile = block + (g * kUnits + j) * ld + p * NR;
+          bool continued = false;
+          auto chain = [&](const Matrix<T>& w, const T* panels, int64_t k) {
+            for (int64_t k0 = 0; k0 < k; k0 += KC) {
+              run_tile<V>(mr, np, std::min(KC, k - k0), LeftBlock<T>{row_of(w, n) + k0, w.ld, 1},
+                          panels + p * k * NR + k0 * NR, NR, k * NR, tile, ld, continued);
+              continued = true;
+            }
+          };
+          chain(c.w_ih, xt.x, c.input);
+          chain(c.w_hh, xt.h, c.proj);
+          p += np;
+        }
+      }
+    }
+    for (int64_t b = 0; b < c.rows; ++b) {
+      for (int g = 0; g < kNumGates; ++g) {
+        T* row = c.gates + b * G + g * H + u;
+        for (int64_t j = 0; j < units; ++j) row[j] = block[(g * kUnits + j) * ld + b];
+      }
+    }
+  }
+}
+
 template <typename V>
 void cell_rows(const CellRows<typename V::Scalar>& c, int threads) {
   // Every other call takes the weights' blocks backwards: a cell steps
@@ -87,11 +164,27 @@ void cell_rows(const CellRows<typename V::Scalar>& c, int threads) {
   const int64_t vectors = (c.hidden + W - 1) / W;
   // Gate math is about 30 operations per unit: count it as work.
   const int64_t work = c.rows * c.hidden * (32 + 4 * (c.input + c.proj));
-  auto run = [&](int tid, int team, SpinBarrier&) {
+  const bool transposed = c.rows >= kTransposedStepRows;
+  constexpr int64_t NR = Tile<V>::kNR;
+  const int64_t panels = (c.rows + NR - 1) / NR;
+  Scratch<typename V::Scalar> packed(transposed ? TransposedRows<V>::size(c) : 0);
+  const TransposedRows<V> xt{panels, c.input, c.proj, packed.data(),
+                             packed.data() + panels * NR * c.input};
+  auto run = [&](int tid, int team, SpinBarrier& barrier) {
     const Slice mine = slice_of(vectors, tid, team);
     const int64_t u0 = mine.first * W, u1 = std::min(c.hidden, mine.last * W);
+    if (transposed) {
+      const Slice tasks = slice_of(2 * panels, tid, team);
+      xt.pack(c, tasks.first, tasks.last);
+      barrier.arrive_and_wait();  // every panel packed
+    }
     if (u0 >= u1) return;
-    cell_products<V>(c, u0, u1, backwards);
+    if (transposed) {
+      Scratch<typename V::Scalar> block(static_cast<size_t>(4 * kTransposedUnits * panels * NR));
+      transposed_products<V>(c, xt, u0, u1, backwards, block.data());
+    } else {
+      cell_products<V>(c, u0, u1, backwards);
+    }
     cell_units<V>(c, u0, u1);
   };
   run_team(team_size(threads, work), run);
