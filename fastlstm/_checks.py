@@ -13,7 +13,7 @@ def computing_as(weight, input):
     """The dtype and device a layer computes in: the weights', or under CUDA
     autocast its float16/bfloat16 (the Tensor Core kernels), as nn.LSTM does."""
     dtype = weight.dtype
-    if input.device.type == "cuda" and torch.is_autocast_enabled("cuda") and dtype.is_floating_point:
+    if input.is_cuda and torch.is_autocast_enabled("cuda") and dtype.is_floating_point:
         dtype = torch.get_autocast_dtype("cuda")
     return Compute(dtype, weight.device)
 
@@ -31,6 +31,11 @@ def under_autocast(tensor, compute):
 def weights_as(weights, dtype):
     """Weights cast to the compute dtype (under CUDA autocast); the casts are
     differentiable, so gradients reach the float32 parameters."""
+    for w in weights:
+        if w is not None and w.dtype != dtype:
+            break
+    else:
+        return weights
     return [w if w is None or w.dtype == dtype else w.to(dtype) for w in weights]
 
 

@@ -58,6 +58,13 @@ class LSTMCell(nn.Module):
             zeros = x.new_zeros(batch, self.hidden_size)
             return zeros, zeros
         check_hidden_pair("LSTMCell", hx)
+        h0, c0 = hx
+        # The common case in one comparison each: batched, of the right
+        # shape, dtype and device (the checks below name what is wrong).
+        if (not unbatched and h0.shape == c0.shape == (batch, self.hidden_size)
+                and h0.dtype == c0.dtype == compute.dtype
+                and h0.device == c0.device == compute.device):
+            return h0, c0
         hx = [under_autocast(t, compute) for t in hx]
         h0, c0 = (t.unsqueeze(0) for t in hx) if unbatched else hx
         for i, t in enumerate((h0, c0)):
