@@ -9,15 +9,15 @@ from conftest import assert_results_close, assert_results_equal, make_cell_pair,
 INPUT, HIDDEN = 3, 5
 
 
-def run_cell(cell, batch, with_hx, dtype):
+def run_cell(cell, batch, with_hx, dtype=torch.float32, input_size=INPUT, hidden=HIDDEN):
     """Output h, c and the gradients of input, hx and every parameter under a fixed
     random upstream gradient; batch=None means an unbatched 1-D input."""
     gen = torch.Generator().manual_seed(1)
     lead = () if batch is None else (batch,)
-    x = torch.randn(*lead, INPUT, generator=gen, dtype=dtype, requires_grad=True)
+    x = torch.randn(*lead, input_size, generator=gen, dtype=dtype, requires_grad=True)
     hx = None
     if with_hx:
-        hx = tuple(torch.randn(*lead, HIDDEN, generator=gen, dtype=dtype, requires_grad=True)
+        hx = tuple(torch.randn(*lead, hidden, generator=gen, dtype=dtype, requires_grad=True)
                    for _ in range(2))
     h, c = cell(x, hx)
     loss = sum((t * torch.randn(t.shape, generator=gen, dtype=dtype)).sum() for t in (h, c))
@@ -91,29 +91,21 @@ def test_cell_init_state_dict_and_repr_match_torch(bias):
 WIDE_HIDDEN = 96
 
 
-def run_wide_cell(cell, batch, input_size):
-    gen = torch.Generator().manual_seed(3)
-    x = torch.randn(batch, input_size, generator=gen, requires_grad=True)
-    hx = tuple(torch.randn(batch, WIDE_HIDDEN, generator=gen, requires_grad=True) for _ in range(2))
-    h, c = cell(x, hx)
-    loss = (h * torch.randn(h.shape, generator=gen)).sum() + (c * torch.randn(c.shape, generator=gen)).sum()
-    params = dict(cell.named_parameters())
-    grads = torch.autograd.grad(loss, [x, *hx, *params.values()])
-    return {"h": h, "c": c, **{"grad_" + n: g for n, g in zip(["input", "h0", "c0", *params], grads)}}
-
-
 @pytest.mark.parametrize("batch,input_size", [(5, 40), (40, 40), (100, 40), (40, 600)])
 def test_wide_cell_matches_torch_and_repeats_bitwise(batch, input_size):
     # Calls alternate the order in which the step reads its weight blocks;
     # no bit may depend on it, nor on the thread count.
     ref, fast = make_cell_pair(input_size=input_size, hidden_size=WIDE_HIDDEN)
-    expected = run_wide_cell(ref, batch, input_size)
-    first = run_wide_cell(fast, batch, input_size)
+
+    def run(cell):
+        return run_cell(cell, batch, True, input_size=input_size, hidden=WIDE_HIDDEN)
+
+    expected, first = run(ref), run(fast)
     assert_results_close(first, expected, **tol_for(torch.float32))
     threads = torch.get_num_threads()
     try:
         for n in (2, 1, 2):
             torch.set_num_threads(n)
-            assert_results_equal(run_wide_cell(fast, batch, input_size), first)
+            assert_results_equal(run(fast), first)
     finally:
         torch.set_num_threads(threads)

@@ -108,10 +108,11 @@ struct BackwardSteps {
 };
 
 // One step for every row at once (a single-step layer, an LSTMCell):
-// gates = x W_ihᵀ + h_prev W_hhᵀ by gemm_nt's dot products on the weights
-// as they lie, then the cell, each member of the team on the gate columns of
-// its own hidden units, so that the whole step is one fork and no barrier.
-// c may be c_prev (updated in place).
+// gates = x W_ihᵀ + h_prev W_hhᵀ (gemm_nt's dot products on the weights as
+// they lie for a few rows, W [x | h_prev]ᵀ by the register tile for many),
+// then the cell, each member of the team on the gate columns of its own
+// hidden units, so that the whole step is one fork. c may be c_prev
+// (updated in place).
 template <typename T>
 struct CellRows {
   int64_t rows, hidden, input, proj;  // B, H, I, P

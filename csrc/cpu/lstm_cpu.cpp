@@ -78,8 +78,8 @@ void gather_final_hidden(const StepSchedule& sched, bool reverse, const Tensor& 
   }
 }
 
-// One step for all B rows, in one pass of the engine (the dot products on
-// the weights as they lie, then the cell), c_n updated in place.
+// One step for all B rows in one pass of the engine (the products with the
+// weights as they lie, then the cell), c_n updated in place.
 template <typename T>
 void forward_single_step(const Engine<T>& e, const LayerShape& s, const Tensor& input,
                          const Tensor& h0, const LayerWeights& w, ForwardBuffers& buf) {

@@ -1,7 +1,7 @@
-// Elementwise passes of the CPU engine over whole rows: one step for every
-// row at once (single-step layers, LSTMCell), the hidden state recomputed
-// for a projection's weight gradient, column sums, and the activations the
-// tests bound. Same vectors and gate math as the recurrences.
+// Passes of the CPU engine over whole rows: one step for every row at once
+// (single-step layers, LSTMCell: its products and cells), the hidden state
+// recomputed for a projection's weight gradient, column sums, and the
+// activations the tests bound. Same vectors and gate math as the recurrences.
 #pragma once
 
 #include <algorithm>
@@ -109,10 +109,10 @@ struct TransposedRows {
 // W_hhᵀ computed as W [x | h_prev]ᵀ: tiles of W's rows (read once, in
 // place) by panels of rows, each element one FMA chain over [x | h_prev].
 // A block of kTransposedUnits units at a time: its four gates' tiles into
-// `block` ([4 * kTransposedUnits][panels * NR]), then copied transposed into the gate rows,
-// a gate's block of columns per row (the tiles' own columns would be one
-// element of a row each, rows a power-of-two stride apart). The gates in
-// reverse order where `backwards`.
+// `block` ([4 * kTransposedUnits][panels * NR]), then copied transposed into
+// the gate rows, a gate's block of columns per row (the tiles' own columns
+// would be one element of a row each, rows a power-of-two stride apart).
+// The gates in reverse order where `backwards`.
 template <typename V>
 void transposed_products(const CellRows<typename V::Scalar>& c, const TransposedRows<V>& xt,
                          int64_t u0, int64_t u1, bool backwards, typename V::Scalar* block) {
