@@ -109,9 +109,11 @@ def state_sizes(config):
     return layers, config.get("proj_size", 0) or hidden, hidden
 
 
-def make_leaves(case, dtype=torch.float32, seed=1, device="cpu"):
-    """Input and (optionally) hx as fresh leaf tensors, laid out as nn.LSTM expects."""
+def make_leaves(case, dtype=torch.float32, seed=1, device="cpu", drawn=None):
+    """Input and (optionally) hx as fresh leaf tensors, laid out as nn.LSTM expects;
+    their values drawn in `drawn` (default: dtype), then cast to dtype."""
     gen = torch.Generator().manual_seed(seed)
+    drawn = drawn or dtype
     cfg = case.config
     layers, proj, hidden = state_sizes(cfg)
     if case.batch is None:
@@ -121,10 +123,10 @@ def make_leaves(case, dtype=torch.float32, seed=1, device="cpu"):
         if cfg.get("batch_first"):
             x_shape = (case.batch, case.steps, cfg["input_size"])
         h_shape, c_shape = (layers, case.batch, proj), (layers, case.batch, hidden)
-    x = torch.randn(x_shape, generator=gen, dtype=dtype).to(device).requires_grad_()
+    x = torch.randn(x_shape, generator=gen, dtype=drawn).to(device, dtype).requires_grad_()
     hx = None
     if case.with_hx:
-        hx = tuple(torch.randn(s, generator=gen, dtype=dtype).to(device).requires_grad_()
+        hx = tuple(torch.randn(s, generator=gen, dtype=drawn).to(device, dtype).requires_grad_()
                    for s in (h_shape, c_shape))
     return x, hx
 
@@ -137,16 +139,18 @@ def module_input(case, x):
                                 enforce_sorted=case.enforce_sorted)
 
 
-def run_lstm(forward, params, case, dtype=torch.float32, device="cpu"):
+def run_lstm(forward, params, case, dtype=torch.float32, device="cpu", drawn=None):
     """Runs forward(input, hx) -> (output, (h_n, c_n)) on leaves made for case, backpropagates a
     random upstream gradient through output, h_n and c_n, and returns every result by name.
 
-    The same seeds are used for every module, so results of two modules are comparable."""
-    x, hx = make_leaves(case, dtype, device=device)
+    The same seeds are used for every module, so results of two modules are comparable (and
+    across dtypes where the values are drawn in one dtype)."""
+    x, hx = make_leaves(case, dtype, device=device, drawn=drawn)
     output, (h_n, c_n) = forward(module_input(case, x), hx)
     out_data = output.data if isinstance(output, PackedSequence) else output
     gen = torch.Generator().manual_seed(2)
-    loss = sum((t * torch.randn(t.shape, generator=gen, dtype=dtype).to(device)).sum()
+    loss = sum((t * torch.randn(t.shape, generator=gen, dtype=drawn or dtype)
+                .to(device, dtype)).sum()
                for t in (out_data, h_n, c_n))
     named = dict(params)
     grads = torch.autograd.grad(loss, [x] + list(hx or ()) + list(named.values()), allow_unused=True)
@@ -163,8 +167,8 @@ def run_lstm(forward, params, case, dtype=torch.float32, device="cpu"):
     return results
 
 
-def run_module(module, case, dtype=torch.float32, device="cpu"):
-    return run_lstm(module, module.named_parameters(), case, dtype, device)
+def run_module(module, case, dtype=torch.float32, device="cpu", drawn=None):
+    return run_lstm(module, module.named_parameters(), case, dtype, device, drawn)
 
 
 def run_reference(module, case, dtype=torch.float32, device="cpu"):

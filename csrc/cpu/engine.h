@@ -37,6 +37,9 @@ struct GemmNN {
   T* c;
   int64_t ldc;
   bool accumulate;  // C += A . B, else C = A . B
+  // B already packed (pack_panels, groups of one panel), read there instead
+  // of `b`: for a B that several products share.
+  const T* b_panels = nullptr;
 };
 
 // C[M, N] (+)= A . Wᵀ for A [M, K] and a weight W [N, K] as it lies.
@@ -160,8 +163,8 @@ struct Engine {
   // B [K, N] as panels of full K: B row-major (ld), or with transposed
   // B = Wᵀ for W [N, K] row-major (ld).
   size_t (*panels_size)(int64_t k, int64_t n, int group);
-  void (*pack_panels)(const T* b, int64_t ld, int64_t k, int64_t n, bool transposed, int group,
-                      T* out, int threads);
+  void (*pack_panels)(Matrix<T> b, int64_t k, int64_t n, bool transposed, int group, T* out,
+                      int threads);
   void (*forward_steps)(const ForwardSteps<T>&, int threads);
   void (*backward_steps)(const BackwardSteps<T>&, int threads);
   void (*cell_rows)(const CellRows<T>&, int threads);

@@ -1,17 +1,14 @@
-// CPU backend of the fastlstm ops: the torch side (checks, buffers, threads)
-// of the CPU engine (engine.h), which does the arithmetic.
+// CPU backend of lstm_layer and _gate_activations: the torch side (checks,
+// buffers, threads) of the CPU engine (engine.h), which does the arithmetic;
+// the backward is in lstm_cpu_backward.cpp.
 //
-// Forward: the steps in one team (a persistent recurrence with W_hh packed
-// per member), which also project their input where that pays
+// The steps run in one team (a persistent recurrence with W_hh packed per
+// member), which also project their input where that pays
 // (steps_project_input); elsewhere x W_ihᵀ of a chunk of steps comes first
-// as one product. Backward: the recurrence chunk by chunk from the last
-// step, each chunk's gate gradients followed at once by their share of the
-// whole-sequence products (grad_input, grad_w_ih, grad_w_hh, grad_bias), so
-// that only one chunk of gate gradients is ever held. A single step (an
-// LSTMCell) skips the packing: its products read the weights as they lie.
+// as one product. A single step (an LSTMCell) skips the packing: its
+// products read the weights as they lie.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <cstring>
@@ -25,39 +22,12 @@
 #include "../widen.h"
 #include "engine.h"
 #include "large_buffers.h"
+#include "lstm_cpu.h"
 
 namespace fastlstm::cpu {
 namespace {
 
 using at::Tensor;
-
-// Gate gradients the backward holds at a time: a chunk of rows that stays in
-// the last-level cache while its weight-gradient products read it, and is
-// long enough that those products run at full speed (at least 1024 rows).
-constexpr int64_t kBackwardChunkBytes = int64_t{16} << 20;
-int64_t backward_chunk_rows(int64_t hidden, int64_t elem_size) {
-  return std::max<int64_t>(1024, kBackwardChunkBytes / (4 * hidden * elem_size));
-}
-
-int engine_threads() { return at::in_parallel_region() ? 1 : at::get_num_threads(); }
-
-template <typename T>
-Matrix<T> rows_of(const Tensor& t) {
-  return {t.data_ptr<T>(), t.size(1)};
-}
-
-Tensor packed(size_t size, const at::TensorOptions& opts) {
-  return at::empty({static_cast<int64_t>(size)}, opts);
-}
-
-std::optional<Tensor> contiguous(const std::optional<Tensor>& t) {
-  return t ? std::optional(t->contiguous()) : std::nullopt;
-}
-
-struct LayerWeights {
-  Tensor w_ih, w_hh, bias;   // bias: zeros without one
-  std::optional<Tensor> w_hr;
-};
 
 struct ForwardBuffers {
   Tensor gates;   // [N, 4H]; in inference [chunk rows, 4H], or empty (gate_rows)
@@ -142,7 +112,7 @@ void forward_steps(const Engine<T>& e, const LayerShape& s, const StepSchedule& 
   }
   if (w.w_hr) {
     proj_panels = packed(e.panels_size(H, P, group), opts);
-    e.pack_panels(w.w_hr->data_ptr<T>(), H, H, P, true, group, proj_panels.data_ptr<T>(), threads);
+    e.pack_panels(rows_of<T>(*w.w_hr), H, P, true, group, proj_panels.data_ptr<T>(), threads);
     hidden = at::empty({s.batch, H}, opts);
   }
   auto data = [](const Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; };
@@ -218,220 +188,6 @@ LayerOutputs lstm_layer_cpu(
   return {buf.output, buf.h_n, buf.c_n, buf.gates, buf.cells};
 }
 
-// grad_output as rows at a stride, without copying it where its rows are
-// already contiguous (stride 0: the same row for every row, as the gradient
-// of out.sum() arrives).
-template <typename T>
-struct OutputGrad {
-  Tensor held;
-  const T* data;
-  int64_t ld;
-};
-
-template <typename T>
-OutputGrad<T> output_grad_rows(const Tensor& g) {
-  if (g.size(0) > 0 && (g.stride(1) == 1 || g.size(1) <= 1) &&
-      (g.stride(0) == 0 || g.stride(0) >= g.size(1))) {
-    return {g, g.data_ptr<T>(), g.stride(0)};
-  }
-  if (g.size(0) > 0 && g.stride(0) == 0) {
-    Tensor row = g[0].contiguous();
-    return {row, row.data_ptr<T>(), 0};
-  }
-  Tensor rows = g.contiguous();
-  return {rows, rows.data_ptr<T>(), g.size(1)};
-}
-
-struct LayerGradBuffers {
-  Tensor grad_input, dh_state, dc_state, grad_w_ih, grad_w_hh, grad_w_hr;
-  std::vector<double> bias_sums;
-};
-
-// The rows of h_{t-1} for rows [row0, row0 + rows): at one stride where they
-// are a block of the output (or of h0), else one pointer per row.
-template <typename T>
-struct PreviousRows {
-  std::vector<const T*> pointers;
-  Matrix<T> matrix;
-};
-
-template <typename T>
-PreviousRows<T> previous_rows(const StepSchedule& sched, bool reverse, const StepChunk& chunk,
-                              const Tensor& output, const Tensor& h0) {
-  const int64_t P = output.size(1);
-  const int64_t t_a = sched.step_at(chunk.k_begin, reverse);
-  const int64_t t_b = sched.step_at(chunk.k_end - 1, reverse);
-  PreviousRows<T> prev;
-  prev.pointers.reserve(chunk.rows);
-  for (int64_t t = std::min(t_a, t_b); t <= std::max(t_a, t_b); ++t) {
-    for (int64_t b = 0; b < sched.batch[t]; ++b) {
-      const int64_t src = sched.prev_row(t, b, reverse);
-      prev.pointers.push_back(src >= 0 ? output.data_ptr<T>() + src * P : h0.data_ptr<T>() + b * P);
-    }
-  }
-  bool strided = true;
-  for (size_t i = 1; i < prev.pointers.size() && strided; ++i) {
-    strided = prev.pointers[i] == prev.pointers[0] + static_cast<int64_t>(i) * P;
-  }
-  prev.matrix =
-      strided ? Matrix<T>{prev.pointers[0], P} : Matrix<T>{nullptr, P, prev.pointers.data()};
-  return prev;
-}
-
-// The whole-sequence products' share of one chunk of rows [row0, row0 + R):
-// grad_input rows, and grad_w_ih, grad_w_hh, grad_bias (and grad_w_hr)
-// added to (or, for the first chunk, written).
-template <typename T>
-void chunk_products(const Engine<T>& e, const LayerShape& s, const StepSchedule& sched,
-                    bool reverse, const StepChunk& chunk, bool first, const Tensor& input,
-                    const Tensor& h0, const LayerWeights& w, const Tensor& output,
-                    const Tensor& gates, const Tensor& cells, const T* dgates,
-                    const T* dh_total, LayerGradBuffers& g) {
-  const int threads = engine_threads();
-  const int64_t R = chunk.rows, row0 = chunk.row0, G = 4 * s.hidden, I = s.input, P = s.proj;
-  const Matrix<T> dg{dgates, G};
-  e.gemm_nn({R, I, G, dg, false, rows_of<T>(w.w_ih), false,
-             g.grad_input.data_ptr<T>() + row0 * I, I, false},
-            threads);
-  e.gemm_nn({G, I, R, dg, true, {input.data_ptr<T>() + row0 * I, I}, false,
-             g.grad_w_ih.data_ptr<T>(), I, !first},
-            threads);
-  const PreviousRows<T> prev = previous_rows<T>(sched, reverse, chunk, output, h0);
-  e.gemm_nn({G, P, R, dg, true, prev.matrix, false, g.grad_w_hh.data_ptr<T>(), P, !first},
-            threads);
-  e.add_column_sums(R, G, dgates, G, g.bias_sums.data(), threads);
-  if (w.w_hr) {
-    const int64_t H = s.hidden;
-    Tensor hidden = at::empty({R, H}, gates.options());
-    e.hidden_rows(R, H, gates.data_ptr<T>() + row0 * G, cells.data_ptr<T>() + row0 * H,
-                  hidden.data_ptr<T>());
-    e.gemm_nn({P, H, R, {dh_total, P}, true, rows_of<T>(hidden), false,
-               g.grad_w_hr.data_ptr<T>(), H, !first},
-              threads);
-  }
-}
-
-template <typename T>
-void backward_single_step(const Engine<T>& e, const LayerShape& s, const StepSchedule& sched,
-                          const Tensor& grad_output, const Tensor& input, const Tensor& h0,
-                          const Tensor& c0, const LayerWeights& w, const Tensor& output,
-                          const Tensor& gates, const Tensor& cells, LayerGradBuffers& g) {
-  const int threads = engine_threads();
-  const int64_t B = s.rows, H = s.hidden, P = s.proj;
-  const auto opts = gates.options();
-  // dL/dh_t: the output's gradient plus h_n's, through the projection if any.
-  const Tensor dh_total = grad_output + g.dh_state;
-  Tensor dh = dh_total;
-  if (w.w_hr) {
-    dh = at::empty({B, H}, opts);
-    e.gemm_nn({B, H, P, rows_of<T>(dh_total), false, rows_of<T>(*w.w_hr), false,
-               dh.data_ptr<T>(), H, false},
-              threads);
-  }
-  Tensor dgates = at::empty({B, 4 * H}, opts);
-  Tensor dc_prev = at::empty({B, H}, opts);
-  e.cell_grad_rows({B, H, gates.data_ptr<T>(), cells.data_ptr<T>(), c0.data_ptr<T>(),
-                    dh.data_ptr<T>(), g.dc_state.data_ptr<T>(), dgates.data_ptr<T>(),
-                    dc_prev.data_ptr<T>()},
-                   threads);
-  g.dc_state = dc_prev;
-  e.gemm_nn({B, P, 4 * H, rows_of<T>(dgates), false, rows_of<T>(w.w_hh), false,
-             g.dh_state.data_ptr<T>(), P, false},
-            threads);
-  chunk_products<T>(e, s, sched, false, {0, 1, 0, B}, true, input, h0, w, output, gates, cells,
-                    dgates.data_ptr<T>(), dh_total.data_ptr<T>(), g);
-}
-
-template <typename T>
-void backward_steps(const Engine<T>& e, const LayerShape& s, const StepSchedule& sched,
-                    bool reverse, const OutputGrad<T>& grad_output, const Tensor& input,
-                    const Tensor& h0, const Tensor& c0, const LayerWeights& w,
-                    const Tensor& output, const Tensor& gates, const Tensor& cells,
-                    LayerGradBuffers& g) {
-  const int threads = engine_threads();
-  const int64_t H = s.hidden, P = s.proj;
-  const auto opts = gates.options();
-  const int group = e.panels_per_group(s.batch);
-  Tensor hh_panels = packed(e.panels_size(4 * H, P, group), opts);
-  e.pack_panels(w.w_hh.data_ptr<T>(), P, 4 * H, P, false, group, hh_panels.data_ptr<T>(),
-                threads);
-  Tensor hr_panels;
-  if (w.w_hr) {
-    hr_panels = packed(e.panels_size(P, H, group), opts);
-    e.pack_panels(w.w_hr->data_ptr<T>(), H, P, H, false, group, hr_panels.data_ptr<T>(), threads);
-  }
-  const std::vector<StepChunk> chunks =
-      step_chunks(sched, reverse, backward_chunk_rows(H, sizeof(T)));
-  int64_t most_rows = 0;
-  for (const StepChunk& c : chunks) most_rows = std::max(most_rows, c.rows);
-  Tensor dgates = empty_large({most_rows, 4 * H}, opts);
-  Tensor dh_total = w.w_hr ? at::empty({most_rows, P}, opts) : Tensor();
-  BackwardSteps<T> d{&sched, reverse, 0, 0, H, P, group, hh_panels.data_ptr<T>(),
-                     w.w_hr ? hr_panels.data_ptr<T>() : nullptr, gates.data_ptr<T>(),
-                     cells.data_ptr<T>(), c0.data_ptr<T>(), grad_output.data, grad_output.ld,
-                     g.dh_state.data_ptr<T>(), g.dc_state.data_ptr<T>(), dgates.data_ptr<T>(), 0,
-                     w.w_hr ? dh_total.data_ptr<T>() : nullptr};
-  for (auto chunk = chunks.rbegin(); chunk != chunks.rend(); ++chunk) {
-    d.k_begin = chunk->k_begin;
-    d.k_end = chunk->k_end;
-    d.dgates_row0 = chunk->row0;
-    e.backward_steps(d, threads);
-    chunk_products<T>(e, s, sched, reverse, *chunk, chunk == chunks.rbegin(), input, h0, w,
-                      output, gates, cells, d.dgates, d.dh_total, g);
-  }
-}
-
-LayerGrads lstm_layer_backward_cpu(
-    const Tensor& grad_output_, const Tensor& grad_h_n, const Tensor& grad_c_n,
-    const Tensor& input_, const Tensor& h0_, const Tensor& c0_, const Tensor& w_ih_,
-    const Tensor& w_hh_, const std::optional<Tensor>& w_hr_,
-    const std::optional<Tensor>& batch_sizes, bool reverse, const Tensor& output_,
-    const Tensor& gates_, const Tensor& cells_) {
-  if (current_backend().emulated) {
-    return emulated::lstm_layer_backward(grad_output_, grad_h_n, grad_c_n, input_, h0_, c0_, w_ih_,
-                                         w_hh_, w_hr_, batch_sizes, reverse, output_, gates_,
-                                         cells_);
-  }
-  const LayerShape s =
-      check_layer_args(input_, h0_, c0_, w_ih_, w_hh_, std::nullopt, w_hr_, batch_sizes);
-  check_backward_args(s, grad_output_, grad_h_n, grad_c_n, output_, gates_, cells_);
-  if (is_widened(input_)) {
-    return layer_backward_in_float(lstm_layer_backward_cpu, grad_output_, grad_h_n, grad_c_n,
-                                   input_, h0_, c0_, w_ih_, w_hh_, w_hr_, batch_sizes, reverse,
-                                   output_, gates_, cells_);
-  }
-  const StepSchedule sched = make_schedule(s, batch_sizes);
-  const Tensor input = input_.contiguous(), h0 = h0_.contiguous(), c0 = c0_.contiguous();
-  const Tensor output = output_.contiguous(), gates = gates_.contiguous();
-  const Tensor cells = cells_.contiguous();
-  const auto opts = input.options();
-  const LayerWeights w{w_ih_.contiguous(), w_hh_.contiguous(), Tensor(), contiguous(w_hr_)};
-  LayerGradBuffers g{empty_large(input.sizes(), opts), grad_h_n.contiguous().clone(),
-                     grad_c_n.contiguous().clone(), empty_large(w.w_ih.sizes(), opts),
-                     empty_large(w.w_hh.sizes(), opts),
-                     w.w_hr ? empty_large(w.w_hr->sizes(), opts) : at::empty({0}, opts),
-                     std::vector<double>(4 * s.hidden, 0.0)};
-  if (s.rows == 0) {
-    g.grad_w_ih.zero_();
-    g.grad_w_hh.zero_();
-    g.grad_w_hr.zero_();
-  } else {
-    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer_backward (CPU)", [&] {
-      const Engine<scalar_t>& e = cpu_engine<scalar_t>();
-      if (sched.steps() == 1) {
-        backward_single_step<scalar_t>(e, s, sched, grad_output_, input, h0, c0, w, output,
-                                       gates, cells, g);
-      } else {
-        backward_steps<scalar_t>(e, s, sched, reverse, output_grad_rows<scalar_t>(grad_output_),
-                                 input, h0, c0, w, output, gates, cells, g);
-      }
-    });
-  }
-  Tensor grad_bias = at::tensor(g.bias_sums, at::TensorOptions().dtype(at::kDouble))
-                         .to(input.scalar_type());
-  return {g.grad_input, g.dh_state, g.dc_state, g.grad_w_ih, g.grad_w_hh, grad_bias, g.grad_w_hr};
-}
-
 std::tuple<Tensor, Tensor> gate_activations_cpu(const Tensor& x_) {
   const Tensor x = x_.contiguous();
   Tensor sig = at::empty_like(x), tanh = at::empty_like(x);
@@ -446,7 +202,6 @@ std::tuple<Tensor, Tensor> gate_activations_cpu(const Tensor& x_) {
 
 TORCH_LIBRARY_IMPL(fastlstm, CPU, m) {
   m.impl("lstm_layer", &lstm_layer_cpu);
-  m.impl("lstm_layer_backward", &lstm_layer_backward_cpu);
   m.impl("_gate_activations", &gate_activations_cpu);
 }
 

@@ -68,11 +68,13 @@ void prefetch_rows(const T* c, int64_t ldc, int rows, int64_t cols) {
 }
 
 // Rows [i0, i0 + mc) times the packed columns [n0, n0 + ncols) of one K block
-// into C: panel by panel, so that each panel stays in L1 across row blocks.
+// into C: panel by panel (panel q of the block at b_panels + q *
+// panel_stride), so that each panel stays in L1 across row blocks.
 template <typename V>
 void block_product(const GemmNN<typename V::Scalar>& g, const typename V::Scalar* a_packed,
                    bool a_in_place, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
-                   const typename V::Scalar* b_panels, int64_t n0, int64_t ncols, bool add) {
+                   const typename V::Scalar* b_panels, int64_t panel_stride, int64_t n0,
+                   int64_t ncols, bool add) {
   using T = typename V::Scalar;
   using TL = Tile<V>;
   constexpr int64_t NR = TL::kNR;
@@ -85,11 +87,11 @@ void block_product(const GemmNN<typename V::Scalar>& g, const typename V::Scalar
   const int64_t panels = (ncols + NR - 1) / NR, full_rows = mc / TL::kMR * TL::kMR;
   for (int64_t q = 0; q < panels;) {
     const int np = static_cast<int>(std::min<int64_t>(TL::panels_for(TL::kMR), panels - q));
-    const T* bq = b_panels + q * kc * NR;
+    const T* bq = b_panels + q * panel_stride;
     const int64_t cols = std::min(np * NR, ncols - q * NR);
     for (int64_t r0 = 0; r0 < full_rows; r0 += TL::kMR) {
       prefetch_rows(g.c + (i0 + r0) * g.ldc + n0 + q * NR, g.ldc, TL::kMR, cols);
-      run_tile<V>(TL::kMR, np, kc, left(r0, TL::kMR), bq, NR, kc * NR, tile, np * NR);
+      run_tile<V>(TL::kMR, np, kc, left(r0, TL::kMR), bq, NR, panel_stride, tile, np * NR);
       store_tile<V>(tile, np * NR, TL::kMR, cols, g.c + (i0 + r0) * g.ldc + n0 + q * NR, g.ldc,
                     add);
     }
@@ -99,8 +101,8 @@ void block_product(const GemmNN<typename V::Scalar>& g, const typename V::Scalar
   const int mr = static_cast<int>(mc - full_rows);
   for (int64_t q = 0; q < panels;) {
     const int np = static_cast<int>(std::min<int64_t>(TL::panels_for(mr), panels - q));
-    run_tile<V>(mr, np, kc, left(full_rows, mr), b_panels + q * kc * NR, NR, kc * NR, tile,
-                np * NR);
+    run_tile<V>(mr, np, kc, left(full_rows, mr), b_panels + q * panel_stride, NR, panel_stride,
+                tile, np * NR);
     store_tile<V>(tile, np * NR, mr, std::min(np * NR, ncols - q * NR),
                   g.c + (i0 + full_rows) * g.ldc + n0 + q * NR, g.ldc, add);
     q += np;
@@ -160,7 +162,7 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
   }
   const int team = team_size(threads, M * N * K);
   const int64_t col_panels = (N + NR - 1) / NR;
-  if (M <= kMaxRowsInPlace && g.b.rows == nullptr && !g.b_transposed) {
+  if (M <= kMaxRowsInPlace && g.b.rows == nullptr && !g.b_transposed && !g.b_panels) {
     auto few = [&](int tid, int members, SpinBarrier&) {
       const Slice mine = slice_of(col_panels, tid, members);
       few_rows_product<V>(g, mine.first, mine.last);
@@ -176,11 +178,12 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
   const bool split_rows = row_blocks >= (g.a_transposed ? 2 : 4) * team || col_panels < 2 * team;
   // Members that split rows share each packed block of B: they pack a part
   // each and meet at a barrier before and after the block's products.
-  const bool share_b = split_rows && team > 1;
+  const bool share_b = split_rows && team > 1 && !g.b_panels;
   // Scratch no larger than the blocks: a product of a few k (a single
   // step's weight gradient) would otherwise fault in fresh pages per call.
   const int64_t block_cols = std::min(kNC, col_panels * NR), most_kc = std::min(kKC, K);
   Scratch<T> shared_b(share_b ? static_cast<size_t>(most_kc * block_cols) : 0);
+  const bool pack_b = !g.b_panels;
   auto body = [&](int tid, int members, SpinBarrier& barrier) {
     // A row split hands out whole tiles of rows (balanced to one tile),
     // each member's in blocks of kMC.
@@ -191,7 +194,7 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
     if (!share_b && (r_first >= r_last || cols.first >= cols.last)) return;
     const bool pack_a = g.a_transposed;
     Scratch<T> a_packed(pack_a ? static_cast<size_t>(packed_left_size(std::min(kMC, M), most_kc)) : 0);
-    Scratch<T> own_b(share_b ? 0 : static_cast<size_t>(most_kc * std::min(kNC, (cols.last - cols.first) * NR)));
+    Scratch<T> own_b(share_b || !pack_b ? 0 : static_cast<size_t>(most_kc * std::min(kNC, (cols.last - cols.first) * NR)));
     T* b_packed = share_b ? shared_b.data() : own_b.data();
     for (int64_t n0 = cols.first * NR; n0 < std::min(N, cols.last * NR); n0 += kNC) {
       const int64_t ncols = std::min({kNC, N - n0, cols.last * NR - n0});
@@ -199,7 +202,7 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
       for (int64_t k0 = 0; k0 < K; k0 += kKC) {
         const int64_t kc = std::min(kKC, K - k0);
         const bool add = g.accumulate || k0 > 0;
-        const Slice packs = share_b ? slice_of(panels, tid, members) : Slice{0, panels};
+        const Slice packs = !pack_b ? Slice{0, 0} : share_b ? slice_of(panels, tid, members) : Slice{0, panels};
         for (int64_t q = packs.first; q < packs.last; ++q) {
           const int64_t width = std::min(NR, ncols - q * NR);
           T* panel = b_packed + q * kc * NR;
@@ -210,8 +213,13 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
         for (int64_t i0 = r_first; i0 < r_last; i0 += kMC) {
           const int64_t mc = std::min(kMC, r_last - i0);
           if (pack_a) pack_transposed_left(g, i0, mc, k0, kc, a_packed.data());
-          block_product<V>(g, a_packed.data(), !pack_a, i0, mc, k0, kc, b_packed, n0, ncols,
-                           add);
+          if (pack_b) {
+            block_product<V>(g, a_packed.data(), !pack_a, i0, mc, k0, kc, b_packed, kc * NR, n0,
+                             ncols, add);
+          } else {
+            block_product<V>(g, a_packed.data(), !pack_a, i0, mc, k0, kc,
+                             g.b_panels + n0 * K + k0 * NR, K * NR, n0, ncols, add);
+          }
         }
         if (share_b) barrier.arrive_and_wait();  // every product done with the block
       }

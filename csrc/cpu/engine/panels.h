@@ -8,10 +8,6 @@
 #include <cstdint>
 #include <vector>
 
-#if defined(__linux__)
-#include <unistd.h>
-#endif
-
 #include "../engine.h"
 #include "team.h"
 #include "tile.h"
@@ -23,19 +19,6 @@ namespace fastlstm::cpu::FASTLSTM_CPU_ISA {
 // panel contiguous, streamed alone) for wider ones.
 constexpr int kMaxGroupPanels = 4;
 inline int panels_per_group(int64_t batch) { return batch <= 3 ? kMaxGroupPanels : 1; }
-
-// One core's L2 as the OS reports it (512 KB where it does not say): by the
-// machine only, so that results still depend on the shape alone there.
-inline int64_t core_l2_bytes() {
-  static const int64_t bytes = [] {
-    int64_t reported = 0;
-#if defined(__linux__) && defined(_SC_LEVEL2_CACHE_SIZE)
-    reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
-#endif
-    return reported > 0 ? reported : int64_t{512} << 10;
-  }();
-  return bytes;
-}
 
 // The weights a core can stream once per step at L2-like speed: its L2,
 // and the L2 of one partner (the team's other half), or on AMD, whose L3 is
@@ -140,22 +123,22 @@ void pack_gate_panels(const typename V::Scalar* w_hh, int64_t H, int64_t P, int 
   });
 }
 
-// B [K, N] as panel groups: B row-major (ld) or, with transposed, B = Wᵀ
-// for W [N, K] row-major (ld).
+// B [K, N] as panel groups: B by rows or, with transposed, B = Wᵀ for W
+// [N, K] by rows.
 template <typename V>
 size_t panels_size(int64_t K, int64_t N, int per) {
   return PanelGroups<V>::size(K, N, per);
 }
 
 template <typename V>
-void pack_panels(const typename V::Scalar* b, int64_t ld, int64_t K, int64_t N, bool transposed,
-                 int per, typename V::Scalar* out, int threads) {
+void pack_panels(Matrix<typename V::Scalar> b, int64_t K, int64_t N, bool transposed, int per,
+                 typename V::Scalar* out, int threads) {
   using T = typename V::Scalar;
   constexpr int NR = Tile<V>::kNR;
   pack_groups<V>(K, N, per, out, threads, [&](int64_t q, T* panel) {
     const int64_t cols = std::min<int64_t>(NR, N - q * NR);
-    transposed ? pack_panel_transposed<NR>(Matrix<T>{b, ld}, 0, K, q * NR, cols, panel)
-               : pack_panel<NR>(Matrix<T>{b, ld}, 0, K, q * NR, cols, panel);
+    transposed ? pack_panel_transposed<NR>(b, 0, K, q * NR, cols, panel)
+               : pack_panel<NR>(b, 0, K, q * NR, cols, panel);
   });
 }
 

@@ -7,6 +7,10 @@
 #include <atomic>
 #include <cstdint>
 
+#if defined(__linux__)
+#include <unistd.h>
+#endif
+
 namespace fastlstm::cpu {
 
 // Spins briefly (a step is microseconds), then yields, so that a descheduled
@@ -29,6 +33,19 @@ struct Slice {
 };
 inline Slice slice_of(int64_t count, int tid, int threads) {
   return {count * tid / threads, count * (tid + 1) / threads};
+}
+
+// One core's L2 as the OS reports it (512 KB where it does not say): by the
+// machine only, so that results still depend on the shape alone there.
+inline int64_t core_l2_bytes() {
+  static const int64_t bytes = [] {
+    int64_t reported = 0;
+#if defined(__linux__) && defined(_SC_LEVEL2_CACHE_SIZE)
+    reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    return reported > 0 ? reported : int64_t{512} << 10;
+  }();
+  return bytes;
 }
 
 using TeamBody = void (*)(void* context, int tid, int threads, SpinBarrier& barrier);
