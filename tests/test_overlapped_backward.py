@@ -5,9 +5,9 @@ summed block by block in chunk order. It must give the bits of one thread,
 which runs the same chunks one after another, and be as accurate as nn.LSTM
 against a float64 run. Hidden sizes are small enough (W_hh of 64 KB at
 most) that any CPU with an L2 of 128 KB or more takes the overlapped path.
-The ring of gate-gradient buffers holds at most 16 MiB of rows (at least
-two chunks), so the longest case reuses its buffers: each chunk's products
-must be done before a later chunk writes over them."""
+The ring of gate-gradient buffers holds four chunks (or fewer, of at most
+16 MiB, but at least two), so every case reuses its buffers: each chunk's
+products must be done before a later chunk writes over them."""
 import copy
 
 import pytest
@@ -16,8 +16,8 @@ import torch
 from conftest import Case, assert_results_close, assert_results_equal, make_pair, run_module
 
 CASES = {
-    # 17680 rows of H=64 in 16 chunks of 1105: a ring of 14 buffers, reused
-    # while the products (of an input 8 times wider than H) lag behind.
+    # 17680 rows of H=64 in 16 chunks of 1105, the products (of an input 8
+    # times wider than H) far behind the recurrence.
     "ring_reused": Case(dict(input_size=512, hidden_size=64), steps=1040, batch=17),
     # Chunks of a few 40-row steps, in both directions of two layers.
     "bidir_two_layers": Case(dict(input_size=24, hidden_size=40, num_layers=2,

@@ -187,19 +187,24 @@ int64_t overlap_chunk_rows(int64_t rows, int64_t hidden, int64_t elem_size) {
 // runs the chunks' recurrence in turn, each chunk's gate gradients into a
 // ring of `slots` buffers with its input rows and h_{t-1} rows packed as
 // panels beside them; the chunks' products are items (overlap.h) in blocks
-// of rows, the weight gradients' blocks each summed in chunk order.
+// of rows, the weight gradients' blocks each summed in chunk order. Four
+// buffers (at most the 16 MiB of backward_chunk_rows) run as fast as one per
+// chunk (A/B at T256 B4/B16 H128, B16 H256, T2048 B8 H256, T100 B32 H256:
+// within 2% from two buffers to sixteen): where the recurrence waits for a
+// buffer, its member takes the products that hold it.
 template <typename T>
 void overlapped_backward(const Engine<T>& e, const LayerShape& s, const StepSchedule& sched,
                          bool reverse, const std::vector<StepChunk>& chunks, BackwardSteps<T> d,
                          const Tensor& input, const Tensor& h0, const LayerWeights& w,
                          const Tensor& output, LayerGradBuffers& g, int threads) {
   constexpr int64_t kWeightBlockRows = 192, kInputBlockRows = 96, kSumBlockCols = 256;
+  constexpr int64_t kRingSlots = 4;
   const int64_t H = s.hidden, G = 4 * H, I = s.input, P = s.proj;
   const int64_t stages = static_cast<int64_t>(chunks.size());
   int64_t most_rows = 0;
   for (const StepChunk& c : chunks) most_rows = std::max(most_rows, c.rows);
   const int64_t slots = std::clamp<int64_t>(
-      backward_chunk_rows(H, sizeof(T)) / most_rows, 2, stages);
+      std::min(kRingSlots, backward_chunk_rows(H, sizeof(T)) / most_rows), 2, stages);
   const auto opts = input.options();
   const int64_t x_size = e.panels_size(most_rows, I, 1), h_size = e.panels_size(most_rows, P, 1);
   Tensor ring = empty_large({slots * most_rows * G}, opts);
