@@ -171,6 +171,13 @@ def run_module(module, case, dtype=torch.float32, device="cpu", drawn=None):
     return run_lstm(module, module.named_parameters(), case, dtype, device, drawn)
 
 
+def fast_results_with_threads(case, threads):
+    """fastlstm's results for case (its LSTM built afresh) on `threads` torch threads."""
+    torch.set_num_threads(threads)
+    _, fast = make_pair(**case.config)
+    return run_module(fast, case)
+
+
 def run_reference(module, case, dtype=torch.float32, device="cpu"):
     """fastlstm.reference.lstm_ref on module's parameters."""
     return run_lstm(lambda inp, hx: fastlstm.reference.lstm_ref(module, inp, hx),

@@ -3,7 +3,7 @@ thread counts, at shapes large enough for the CPU backend to use its threads."""
 import pytest
 import torch
 
-from conftest import Case, assert_results_equal, make_pair, run_module
+from conftest import Case, assert_results_equal, fast_results_with_threads
 
 MAIN = Case(dict(input_size=32, hidden_size=64, num_layers=2, bidirectional=True),
             steps=20, batch=16)
@@ -19,16 +19,10 @@ CASES = {
 }
 
 
-def results_with_threads(case, threads):
-    torch.set_num_threads(threads)
-    _, fast = make_pair(**case.config)
-    return run_module(fast, case)
-
-
 @pytest.mark.parametrize("name", CASES)
 def test_same_inputs_give_bitwise_identical_results(name):
-    first = results_with_threads(CASES[name], 2)
-    second = results_with_threads(CASES[name], 2)
+    first = fast_results_with_threads(CASES[name], 2)
+    second = fast_results_with_threads(CASES[name], 2)
     assert_results_equal(second, first)
 
 
@@ -54,4 +48,4 @@ def test_thread_count_does_not_change_results(name, request):
     if request.config.getoption("--emulate") and not torch_mm_is_thread_invariant():
         pytest.skip("emulated backend: its GEMMs are torch.mm's, and torch.mm itself gives "
                     "different bits at 1 and 2 threads on this CPU")
-    assert_results_equal(results_with_threads(CASES[name], 1), results_with_threads(CASES[name], 2))
+    assert_results_equal(fast_results_with_threads(CASES[name], 1), fast_results_with_threads(CASES[name], 2))

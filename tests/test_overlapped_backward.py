@@ -13,7 +13,8 @@ import copy
 import pytest
 import torch
 
-from conftest import Case, assert_results_close, assert_results_equal, make_pair, run_module
+from conftest import (Case, assert_results_close, assert_results_equal, fast_results_with_threads,
+                      make_pair, run_module)
 
 CASES = {
     # 17680 rows of H=64 in 16 chunks of 1105, the products (of an input 8
@@ -30,12 +31,6 @@ CASES = {
     # Batch 1: chunks of 68 single-row steps.
     "batch_one": Case(dict(input_size=16, hidden_size=64), steps=1100, batch=1),
 }
-
-
-def results_with_threads(case, threads):
-    torch.set_num_threads(threads)
-    _, fast = make_pair(**case.config)
-    return run_module(fast, case)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -61,11 +56,11 @@ def test_error_within_twice_nn_lstm_error(name):
 @pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("name", CASES)
 def test_bitwise_same_as_one_thread(name, threads):
-    assert_results_equal(results_with_threads(CASES[name], threads),
-                         results_with_threads(CASES[name], 1))
+    assert_results_equal(fast_results_with_threads(CASES[name], threads),
+                         fast_results_with_threads(CASES[name], 1))
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_same_inputs_give_bitwise_identical_results(name):
-    first = results_with_threads(CASES[name], 2)
-    assert_results_equal(results_with_threads(CASES[name], 2), first)
+    first = fast_results_with_threads(CASES[name], 2)
+    assert_results_equal(fast_results_with_threads(CASES[name], 2), first)

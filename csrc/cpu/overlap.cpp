@@ -2,30 +2,11 @@
 
 #include <atomic>
 #include <memory>
-#include <thread>
 
 #include "engine/team.h"
 
 namespace fastlstm::cpu {
 namespace {
-
-inline void pause_briefly() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
-template <typename Ready>
-void wait_until(const Ready& ready) {
-  constexpr int kSpinsBeforeYield = 4000;
-  for (int spins = 0; !ready(); ++spins) {
-    if (spins < kSpinsBeforeYield) {
-      pause_briefly();
-    } else {
-      std::this_thread::yield();
-    }
-  }
-}
 
 struct Progress {
   explicit Progress(const std::vector<StageItem>& items, int64_t stages)
@@ -42,9 +23,9 @@ struct Progress {
 
 void run_item(const std::vector<StageItem>& items, size_t i, Progress& p) {
   const StageItem& item = items[i];
-  wait_until([&] { return p.recurred.load(std::memory_order_acquire) > item.stage; });
+  spin_until([&] { return p.recurred.load(std::memory_order_acquire) > item.stage; });
   if (item.after >= 0) {
-    wait_until([&] { return p.done[item.after].load(std::memory_order_acquire); });
+    spin_until([&] { return p.done[item.after].load(std::memory_order_acquire); });
   }
   item.run();
   p.done[i].store(true, std::memory_order_release);

@@ -2,35 +2,17 @@
 
 #include <omp.h>
 
-#include <thread>
-
 namespace fastlstm::cpu {
-namespace {
-
-inline void pause_briefly() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
-}  // namespace
 
 void SpinBarrier::arrive_and_wait() {
   if (threads_ <= 1) return;
-  constexpr int kSpinsBeforeYield = 4000;
   const unsigned gen = generation_.load(std::memory_order_acquire);
   if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == threads_) {
     arrived_.store(0, std::memory_order_relaxed);
     generation_.store(gen + 1, std::memory_order_release);
     return;
   }
-  for (int spins = 0; generation_.load(std::memory_order_acquire) == gen; ++spins) {
-    if (spins < kSpinsBeforeYield) {
-      pause_briefly();
-    } else {
-      std::this_thread::yield();
-    }
-  }
+  spin_until([&] { return generation_.load(std::memory_order_acquire) != gen; });
 }
 
 void run_team_erased(int threads, TeamBody body, void* context) {

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <thread>
 
 #if defined(__linux__)
 #include <unistd.h>
@@ -13,9 +14,28 @@
 
 namespace fastlstm::cpu {
 
+inline void pause_briefly() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 // Spins briefly (a step is microseconds), then yields, so that a descheduled
 // partner on a busy host gets the core; independent of OMP_WAIT_POLICY,
 // whose PASSIVE setting would sleep in the kernel at every step.
+template <typename Ready>
+void spin_until(const Ready& ready) {
+  constexpr int kSpinsBeforeYield = 4000;
+  for (int spins = 0; !ready(); ++spins) {
+    if (spins < kSpinsBeforeYield) {
+      pause_briefly();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
+// The barrier of a team; it waits by spin_until.
 class SpinBarrier {
  public:
   explicit SpinBarrier(int threads) : threads_(threads) {}
