@@ -37,6 +37,13 @@ int64_t backward_chunk_rows(int64_t hidden, int64_t elem_size) {
   return std::max<int64_t>(1024, kBackwardChunkBytes / (4 * hidden * elem_size));
 }
 
+// The rows of the largest chunk: what a buffer for any one of them holds.
+int64_t largest_chunk_rows(const std::vector<StepChunk>& chunks) {
+  int64_t rows = 0;
+  for (const StepChunk& c : chunks) rows = std::max(rows, c.rows);
+  return rows;
+}
+
 // grad_output as rows at a stride, without copying it where its rows are
 // already contiguous (stride 0: the same row for every row, as the gradient
 // of out.sum() arrives).
@@ -201,8 +208,7 @@ void overlapped_backward(const Engine<T>& e, const LayerShape& s, const StepSche
   constexpr int64_t kRingSlots = 4;
   const int64_t H = s.hidden, G = 4 * H, I = s.input, P = s.proj;
   const int64_t stages = static_cast<int64_t>(chunks.size());
-  int64_t most_rows = 0;
-  for (const StepChunk& c : chunks) most_rows = std::max(most_rows, c.rows);
+  const int64_t most_rows = largest_chunk_rows(chunks);
   const int64_t slots = std::clamp<int64_t>(
       std::min(kRingSlots, backward_chunk_rows(H, sizeof(T)) / most_rows), 2, stages);
   const auto opts = input.options();
@@ -304,8 +310,7 @@ void backward_steps(const Engine<T>& e, const LayerShape& s, const StepSchedule&
     overlapped_backward<T>(e, s, sched, reverse, chunks, d, input, h0, w, output, g, threads);
     return;
   }
-  int64_t most_rows = 0;
-  for (const StepChunk& c : chunks) most_rows = std::max(most_rows, c.rows);
+  const int64_t most_rows = largest_chunk_rows(chunks);
   Tensor dgates = empty_large({most_rows, 4 * H}, opts);
   Tensor dh_total = w.w_hr ? at::empty({most_rows, P}, opts) : Tensor();
   d.dgates = dgates.data_ptr<T>();
