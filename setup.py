@@ -1,13 +1,19 @@
-"""Builds fastlstm._C: the CPU backend always, the CUDA backend when nvcc and a
-CUDA build of torch are both present (FASTLSTM_FORCE_CPU=1 skips it)."""
+"""Builds fastlstm._C: the CPU backend, the glue of the CUDA kernels and their
+NVRTC executor always; the nvcc-built CUDA kernels when nvcc and a CUDA build
+of torch are both present (FASTLSTM_FORCE_CPU=1 skips them). The kernel
+sources ship as package data (fastlstm._csrc), which NVRTC compiles at run
+time. The SIMT emulator, test infrastructure, is built apart
+(fastlstm/_emulated.py)."""
 import glob
 import os
 
 import torch
-from setuptools import find_packages, setup
+from setuptools import setup
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+PRODUCT_FOLDERS = ("csrc", "csrc/cpu", "csrc/cpu/engine", "csrc/kernel_glue", "csrc/gpu",
+                   "csrc/nvrtc")
 
 
 def sources(pattern):
@@ -23,28 +29,23 @@ def build_cuda():
 
 def extension():
     cxx = ["-O3", "-std=c++17", "-fopenmp", "-pthread"]
-    # The CPU backend, the glue of the step kernels, and those kernels under
-    # the SIMT emulator (fastlstm.backend("emulated")) are always built.
-    cpu_sources = [
-        src for folder in (
-            "csrc", "csrc/cpu", "csrc/cpu/engine", "csrc/kernel_glue", "csrc/emulated", "csrc/sim")
-        for src in sources(f"{folder}/*.cpp")
-    ]
+    cpu_sources = [src for folder in PRODUCT_FOLDERS for src in sources(f"{folder}/*.cpp")]
+    link = ["-fopenmp", "-pthread", "-ldl"]
     if not build_cuda():
-        return CppExtension(
-            "fastlstm._C", cpu_sources,
-            extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp", "-pthread"],
-        )
+        return CppExtension("fastlstm._C", cpu_sources, extra_compile_args={"cxx": cxx},
+                            extra_link_args=link)
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;8.6;9.0")
     return CUDAExtension(
         "fastlstm._C", cpu_sources + sources("csrc/cuda/*.cpp") + sources("csrc/cuda/*.cu"),
         extra_compile_args={"cxx": cxx + ["-DFASTLSTM_WITH_CUDA"], "nvcc": ["-O3", "-std=c++17"]},
-        extra_link_args=["-fopenmp", "-pthread"],
+        extra_link_args=link,
     )
 
 
 setup(
-    packages=find_packages(include=["fastlstm", "fastlstm.*"]),
+    packages=["fastlstm", "fastlstm._csrc"],
+    package_dir={"fastlstm._csrc": "csrc"},
+    package_data={"fastlstm._csrc": ["gate_math.h", "kernels/*.cuh", "kernels/*.h"]},
     ext_modules=[extension()],
     cmdclass={"build_ext": BuildExtension},
 )

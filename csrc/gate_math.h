@@ -4,9 +4,19 @@
 // rows [0,H) input, [H,2H) forget, [2H,3H) cell candidate, [3H,4H) output.
 #pragma once
 
+#if defined(__CUDACC_RTC__)
+// NVRTC has no C library headers: its math and memcpy are built in, and the
+// fixed-width integers come from libcu++.
+#include <cuda/std/cstdint>
+using ::cuda::std::int32_t;
+using ::cuda::std::int64_t;
+using ::cuda::std::uint32_t;
+using ::cuda::std::uint64_t;
+#else
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#endif
 
 #if defined(__CUDACC__)
 #define FASTLSTM_HD __host__ __device__ __forceinline__

@@ -40,13 +40,9 @@ void check_batch_sizes(const at::Tensor& bs, int64_t rows, int64_t batch) {
               " input rows, got ", total);
 }
 
-}  // namespace
-
-LayerShape check_layer_args(const at::Tensor& input, const at::Tensor& h0, const at::Tensor& c0,
-                            const at::Tensor& w_ih, const at::Tensor& w_hh,
-                            const std::optional<at::Tensor>& bias,
-                            const std::optional<at::Tensor>& w_hr,
-                            const std::optional<at::Tensor>& batch_sizes) {
+LayerShape layer_shape(const LayerArgs& a) {
+  const at::Tensor &input = a.input, &h0 = a.h0, &c0 = a.c0, &w_ih = a.w_ih, &w_hh = a.w_hh;
+  const OptionalTensor &bias = a.bias, &w_hr = a.w_hr;
   TORCH_CHECK(input.dim() == 2, "fastlstm: expected input of shape [rows, input_size], got ",
               input.dim(), "-D ", input.sizes());
   TORCH_CHECK(at::isFloatingType(input.scalar_type()),
@@ -79,8 +75,8 @@ LayerShape check_layer_args(const at::Tensor& input, const at::Tensor& h0, const
     check_shape(*w_hr, "w_hr", {s.proj, s.hidden});
     check_like(*w_hr, "w_hr", input);
   }
-  if (batch_sizes.has_value()) {
-    check_batch_sizes(*batch_sizes, s.rows, s.batch);
+  if (a.batch_sizes.has_value()) {
+    check_batch_sizes(*a.batch_sizes, s.rows, s.batch);
   } else {
     TORCH_CHECK(s.batch > 0 ? s.rows % s.batch == 0 : s.rows == 0, "fastlstm: expected the ",
                 s.rows, " input rows to be a whole number of steps of batch ", s.batch);
@@ -88,14 +84,10 @@ LayerShape check_layer_args(const at::Tensor& input, const at::Tensor& h0, const
   return s;
 }
 
-at::ScalarType compute_dtype(at::ScalarType storage) {
-  return storage == at::kHalf || storage == at::kBFloat16 ? at::kFloat : storage;
-}
-
-void check_backward_args(const LayerShape& s, const at::Tensor& grad_output,
-                         const at::Tensor& grad_h_n, const at::Tensor& grad_c_n,
-                         const at::Tensor& output, const at::Tensor& gates,
-                         const at::Tensor& cells) {
+void check_backward_tensors(const BackwardArgs& b) {
+  const LayerShape& s = b.layer.shape;
+  const at::Tensor &grad_output = b.grad_output, &grad_h_n = b.grad_h_n, &grad_c_n = b.grad_c_n;
+  const at::Tensor &output = b.output, &gates = b.gates, &cells = b.cells;
   check_shape(grad_output, "grad_output", {s.rows, s.proj});
   check_shape(grad_h_n, "grad_h_n", {s.batch, s.proj});
   check_shape(grad_c_n, "grad_c_n", {s.batch, s.hidden});
@@ -115,11 +107,11 @@ void check_backward_args(const LayerShape& s, const at::Tensor& grad_output,
   }
 }
 
-StepSchedule make_schedule(const LayerShape& s, const std::optional<at::Tensor>& batch_sizes) {
+StepSchedule make_schedule(const LayerShape& s, const OptionalTensor& batch_sizes) {
   StepSchedule sched;
   if (batch_sizes.has_value()) {
-    const auto acc = batch_sizes->accessor<int64_t, 1>();
-    sched.batch.assign(acc.data(), acc.data() + acc.size(0));
+    const auto acc = batch_sizes->accessor<int64_t, 1>();  // honours the strides
+    for (int64_t t = 0; t < acc.size(0); ++t) sched.batch.push_back(acc[t]);
   } else if (s.batch > 0) {
     sched.batch.assign(s.rows / s.batch, s.batch);
   }
@@ -130,6 +122,24 @@ StepSchedule make_schedule(const LayerShape& s, const std::optional<at::Tensor>&
     offset += sched.batch[t];
   }
   return sched;
+}
+
+}  // namespace
+
+at::ScalarType compute_dtype(at::ScalarType storage) {
+  return storage == at::kHalf || storage == at::kBFloat16 ? at::kFloat : storage;
+}
+
+LayerArgs checked(LayerArgs args) {
+  args.shape = layer_shape(args);
+  args.schedule = make_schedule(args.shape, args.batch_sizes);
+  return args;
+}
+
+BackwardArgs checked(BackwardArgs args) {
+  args.layer = checked(std::move(args.layer));
+  check_backward_tensors(args);
+  return args;
 }
 
 }  // namespace fastlstm

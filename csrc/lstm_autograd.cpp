@@ -8,7 +8,7 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
-#include "widen.h"
+#include "op_kernels.h"
 
 namespace fastlstm {
 namespace {
@@ -17,26 +17,16 @@ using at::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// The ops' C++ signatures, for typed calls through the dispatcher.
-using LayerSignature = LayerOutputs(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                                    const Tensor&, const std::optional<Tensor>&,
-                                    const std::optional<Tensor>&, const std::optional<Tensor>&,
-                                    bool, bool);
-using BackwardSignature = LayerGrads(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                                     const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                                     const std::optional<Tensor>&, const std::optional<Tensor>&,
-                                     bool, const Tensor&, const Tensor&, const Tensor&);
-
 template <typename Signature>
 c10::TypedOperatorHandle<Signature> typed_op(const char* name) {
   return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
 }
-const c10::TypedOperatorHandle<LayerSignature>& layer_op() {
-  static const auto op = typed_op<LayerSignature>("fastlstm::lstm_layer");
+const c10::TypedOperatorHandle<LayerOpSignature>& layer_op() {
+  static const auto op = typed_op<LayerOpSignature>("fastlstm::lstm_layer");
   return op;
 }
-const c10::TypedOperatorHandle<BackwardSignature>& backward_op() {
-  static const auto op = typed_op<BackwardSignature>("fastlstm::lstm_layer_backward");
+const c10::TypedOperatorHandle<BackwardOpSignature>& backward_op() {
+  static const auto op = typed_op<BackwardOpSignature>("fastlstm::lstm_layer_backward");
   return op;
 }
 

@@ -1,5 +1,7 @@
 """`python -m fastlstm`: the demo (fastlstm/demo.py);
-`python -m fastlstm bench ...`: the quick benchmark (fastlstm/bench.py)."""
+`python -m fastlstm bench ...`: the quick benchmark (fastlstm/bench.py);
+`python -m fastlstm nvrtc-check ...`: every CUDA kernel through NVRTC
+(fastlstm/nvrtc_check.py)."""
 import sys
 
 
@@ -8,6 +10,9 @@ def main(argv=None):
     if argv and argv[0] == "bench":
         from fastlstm.bench import main as bench_main
         return bench_main(argv[1:])
+    if argv and argv[0] == "nvrtc-check":
+        from fastlstm.nvrtc_check import main as check_main
+        sys.exit(check_main(argv[1:]))
     from fastlstm.demo import main as demo_main
     return demo_main(argv)
 

@@ -1,38 +1,48 @@
 """Which implementation runs the fastlstm ops, and a switch to pick another.
 
-CUDA tensors run the CUDA kernels. CPU tensors run the fused C++ backend,
-or, inside ``with fastlstm.backend("emulated"):``, the CUDA kernels
-themselves, compiled for the CPU SIMT emulator (csrc/sim/) and launched by
-the same glue as on a GPU. ``FASTLSTM_BACKEND=emulated`` sets the default.
-``kernel`` forces a kernel variant ("auto" lets the glue choose); ``order``
-and ``seed`` set the emulator's thread scheduling order."""
+CUDA tensors run the CUDA kernels (nvcc-built, or compiled at run time by
+NVRTC). CPU tensors run the fused C++ backend, or, inside
+``with fastlstm.backend("emulated"):``, the CUDA kernels themselves, compiled
+for the CPU SIMT emulator (test infrastructure: fastlstm/_emulated.py),
+whose ops stand in for the CPU ones while the block runs.
+``FASTLSTM_BACKEND=emulated`` sets the default. ``kernel`` forces a CUDA
+kernel variant ("auto" lets the glue choose; the names are KERNELS, from the
+extension); ``order`` and ``seed`` set the emulator's thread scheduling."""
 import contextlib
 import os
 
 import torch
 
+from . import _ops  # noqa: F401  (loads the extension)
+
 BACKENDS = ("native", "emulated")
-KERNELS = ("auto", "step", "step_narrow", "step_wide", "tensor_core", "persistent",
-           "persistent_tensor_core")
+KERNELS = tuple(torch.ops.fastlstm._kernel_names())
 ORDERS = ("forward", "reverse", "random")
+
+_state = ("native", "auto", "forward", 0)
 
 
 def _apply(name, kernel, order, seed):
+    global _state
     if name not in BACKENDS:
         raise ValueError(f"fastlstm.backend: expected a backend in {BACKENDS}, got {name!r}")
     if kernel not in KERNELS:
         raise ValueError(f"fastlstm.backend: expected kernel in {KERNELS}, got {kernel!r}")
     if order not in ORDERS:
         raise ValueError(f"fastlstm.backend: expected order in {ORDERS}, got {order!r}")
-    from . import _ops  # noqa: F401  (loads the extension)
-    torch.ops.fastlstm._set_backend(name, kernel, order, int(seed))
+    if name == "emulated":
+        from . import _emulated
+        _emulated.stand_in(kernel, order, int(seed))
+    elif _state[0] == "emulated":
+        from . import _emulated
+        _emulated.withdraw()
+    torch.ops.fastlstm._set_kernel(kernel)
+    _state = (name, kernel, order, int(seed))
 
 
 def backend_state():
     """(backend, kernel, order, seed) now in force."""
-    from . import _ops  # noqa: F401
-    name, kernel, order, seed = torch.ops.fastlstm._get_backend()
-    return name, kernel, order, int(seed)
+    return _state
 
 
 @contextlib.contextmanager
@@ -46,16 +56,25 @@ def backend(name="native", *, kernel="auto", order="forward", seed=0):
         _apply(*before)
 
 
+def last_kernel(device):
+    """The CUDA kernel variant that ran the last layer forward for tensors on
+    ``device`` (a GPU, or the CPU under the emulator); empty before any."""
+    if torch.device(device).type == "cuda":
+        return torch.ops.fastlstm._last_kernel()
+    return torch.ops.fastlstm_emulated._last_kernel()
+
+
 def kernel_name(device):
     """Short name of the kernels that ran the last layer for tensors on
     ``device``: cpu- and the CPU engine's instruction set (avx512, avx2, generic), or
-    cuda-/emulated- and step_narrow, step_wide or persistent."""
+    cuda-/emulated- and the CUDA kernel variant."""
     device = torch.device(device)
     name, kernel, _, _ = backend_state()
-    if device.type != "cuda" and name != "emulated":
-        return f"cpu-{torch.ops.fastlstm._cpu_engine()}"
-    prefix = "cuda" if device.type == "cuda" else "emulated"
-    return f"{prefix}-{torch.ops.fastlstm._last_kernel() or kernel}"
+    if device.type == "cuda":
+        return f"cuda-{last_kernel(device) or kernel}"
+    if name == "emulated":
+        return f"emulated-{last_kernel(device) or kernel}"
+    return f"cpu-{torch.ops.fastlstm._cpu_engine()}"
 
 
 def default_from_env():

@@ -5,6 +5,9 @@ torch.library.register_autograd)."""
 import torch
 
 from . import _C  # noqa: F401  (loading the library registers the ops)
+from . import _nvrtc
+
+_nvrtc.configure()
 
 __all__ = ["lstm_layer"]
 

@@ -15,7 +15,7 @@ from torch.nn.utils.rnn import PackedSequence
 from ._checks import (check_dtype_device, check_hidden_pair, check_hidden_shape, computing_as,
                       under_autocast, weights_as)
 from ._ops import lstm_layer
-from .reference import layer_weights
+from ._weights import layer_weights
 
 __all__ = ["LSTM"]
 

@@ -5,6 +5,8 @@ Gate order is PyTorch's (input, forget, cell, output)."""
 import torch
 from torch.nn.utils.rnn import PackedSequence
 
+from ._weights import layer_weights
+
 __all__ = ["layer_weights", "lstm_cell_ref", "lstm_layer_ref", "lstm_ref"]
 
 
@@ -46,15 +48,6 @@ def lstm_layer_ref(input, h0, c0, w_ih, w_hh, bias=None, w_hr=None, batch_sizes=
         outputs[t] = h_t
     output = torch.cat(outputs) if outputs else input.new_zeros(0, h0.shape[1])
     return output, h, c
-
-
-def layer_weights(module, layer, direction):
-    """(w_ih, w_hh, b_ih + b_hh or None, w_hr or None) of one layer direction
-    of an nn.LSTM-like module, by nn.LSTM's parameter names."""
-    suffix = f"_l{layer}" + ("_reverse" if direction else "")
-    get = lambda name: getattr(module, name + suffix)  # noqa: E731
-    bias = get("bias_ih") + get("bias_hh") if module.bias else None
-    return get("weight_ih"), get("weight_hh"), bias, get("weight_hr") if module.proj_size else None
 
 
 def lstm_ref(module, input, hx=None):

@@ -26,8 +26,7 @@ def pytest_addoption(parser):
         help="run the ops on CPU tensors through the CUDA step kernels under the SIMT emulator "
              "(fastlstm.backend('emulated')), threads scheduled in this order")
     parser.addoption("--emulate-seed", type=int, default=1, help="seed of --emulate=random")
-    parser.addoption("--emulate-kernel", default="auto",
-                     choices=["auto", "step", "step_narrow", "step_wide", "persistent"],
+    parser.addoption("--emulate-kernel", default="auto", choices=fastlstm._backend.KERNELS,
                      help="kernel variant the glue uses under --emulate (default: its own choice)")
 
 

@@ -86,7 +86,7 @@ def test_persistent_matches_reference(emulated, name):
     order, seed = emulated
     with fastlstm.backend("emulated", kernel="persistent", order=order, seed=seed):
         actual = op_results(args, reverse)
-        assert torch.ops.fastlstm._last_kernel() == "persistent"
+        assert fastlstm._backend.last_kernel("cpu") == "persistent"
     assert_all_close(actual, reference_results(args, reverse), **FP64_TOL)
 
 
@@ -129,12 +129,12 @@ def test_persistent_inference_in_chunks_matches_training_forward():
 def test_auto_picks_persistent_for_small_batches_only():
     with fastlstm.backend("emulated"):
         call_op(layer_args(steps=2, batch=4, dtype=torch.float32), False)
-        assert torch.ops.fastlstm._last_kernel() == "persistent"
+        assert fastlstm._backend.last_kernel("cpu") == "persistent"
         assert fastlstm._backend.kernel_name("cpu") == "emulated-persistent"
         call_op(layer_args(steps=2, batch=40, dtype=torch.float32), False)
-        assert torch.ops.fastlstm._last_kernel().startswith("step")
+        assert fastlstm._backend.last_kernel("cpu").startswith("step")
         call_op(layer_args(steps=2, batch=4, proj=2, dtype=torch.float32), False)
-        assert torch.ops.fastlstm._last_kernel().startswith("step")
+        assert fastlstm._backend.last_kernel("cpu").startswith("step")
 
 
 def test_forced_persistent_refuses_what_it_cannot_run():
@@ -231,8 +231,9 @@ def test_backend_switch_validates_and_restores():
             with fastlstm.backend(**{"name": "emulated", **bad}):
                 pass
     assert fastlstm.backend_state() == before
-    with pytest.raises(RuntimeError, match="expected kernel to be one of"):
-        torch.ops.fastlstm._set_backend("emulated", "fast", "forward", 0)
+    with pytest.raises(ValueError, match="expected kernel to be one of"):
+        torch.ops.fastlstm._set_kernel("fast")
+    assert torch.ops.fastlstm._get_kernel() == before[1]
 
 
 # Half and bfloat16 storage through every kernel variant. The rule of the
@@ -273,7 +274,7 @@ def test_low_precision_within_twice_reference_error(emulated, name, kernel, dtyp
     order, seed = emulated
     with fastlstm.backend("emulated", kernel=kernel, order=order, seed=seed):
         ours = op_results(low, reverse)
-        assert torch.ops.fastlstm._last_kernel() == kernel
+        assert fastlstm._backend.last_kernel("cpu") == kernel
     ref64 = reference_results(exact, reverse)
     ref_low = reference_results(low, reverse)
     names = ["output", "h_n", "c_n"] + [f"grad_{k}" for k, v in low.items()

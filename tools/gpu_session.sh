@@ -3,8 +3,13 @@
 # tests, compute-sanitizer and the benchmarks against cuDNN, with every log
 # and result under $OUT (default build/gpu-session).
 #
-#   tools/gpu_session.sh [info] [build] [test] [suite] [sanitize] [bench] [variants]
+#   tools/gpu_session.sh [info] [build | nvrtc] [test] [suite] [sanitize] [bench] [variants]
 #
+# nvrtc: the NVRTC executor with the machine's own packages instead of an nvcc
+# build: the extension built with the host compiler only (FASTLSTM_FORCE_CPU=1,
+# a minute at most), then every dtype's cubin for the device's arch compiled
+# into the cache (FASTLSTM_CACHE_DIR, under $OUT's folder) before the stages
+# that follow, which run with FASTLSTM_CUDA_KERNELS=nvrtc.
 # build: TORCH_CUDA_ARCH_LIST (default: the device's own arch) with all cores;
 # a prebuilt extension in gpu_build/ (carried from an earlier call, same torch)
 # is used instead when present. Each stage logs to build/gpu-session/<stage>.log
@@ -59,6 +64,16 @@ build() {
   $PY -c 'import torch, fastlstm; assert torch._C._dispatch_has_kernel_for_dispatch_key("fastlstm::lstm_layer", "CUDA"), "no CUDA kernel registered"; print("CUDA backend registered")'
 }
 
+nvrtc_build() {
+  FASTLSTM_FORCE_CPU=1 MAX_JOBS=${MAX_JOBS:-16} $PY setup.py build_ext --inplace || return 1
+  export FASTLSTM_CUDA_KERNELS=nvrtc FASTLSTM_CACHE_DIR=$PWD/$OUT/nvrtc-cache
+  local arch
+  arch=$($PY -c 'import torch; print("%d%d" % torch.cuda.get_device_capability())')
+  $PY -m fastlstm nvrtc-check --arch "$arch" --cache || return 1
+  $PY -m fastlstm nvrtc-check --arch "$arch" --cache || return 1  # the cache hits
+  $PY -c 'import torch, fastlstm; x = torch.randn(3, 2, 8, device="cuda"); m = fastlstm.LSTM(8, 16).cuda(); torch.testing.assert_close(m(x)[0], m.to_torch()(x)[0], atol=1e-5, rtol=1e-4); print("NVRTC executor: LSTM on", torch.cuda.get_device_name(), "matches nn.LSTM")'
+}
+
 run_tests() { $PY -m pytest tests/test_cuda.py -q -rs -p no:cacheprovider --durations=5; }
 run_suite() { $PY -m pytest tests -q -x -n 12 -p no:cacheprovider; }
 
@@ -73,10 +88,12 @@ sanitize() {  # SANITIZE_TOOLS, SANITIZE_ARGS (e.g. --skip tensor_core) select
   return $rc
 }
 
-bench_grid() {
+bench_grid() {  # BENCH_DTYPES: float32 (TF32 off on both sides), float32-tf32 (allowed), ...
   local dtype rc=0
-  for dtype in ${BENCH_DTYPES:-float32 float16 bfloat16}; do
-    $PY -m fastlstm bench --device cuda --dtype "$dtype" --full \
+  for dtype in ${BENCH_DTYPES:-float32 float32-tf32 float16 bfloat16}; do
+    local tf32=""
+    [ "$dtype" = float32-tf32 ] && tf32=--allow-tf32
+    $PY -m fastlstm bench --device cuda --dtype "${dtype%-tf32}" $tf32 ${BENCH_GRID:---full} \
       --json "$OUT/cuda-$dtype.json" --markdown "$OUT/cuda-$dtype.md" || rc=1
   done
   # the pytest-benchmark suite itself, quick grid, on the GPU
@@ -92,6 +109,7 @@ for what in "$@"; do
   case $what in
     info) stage info info ;;
     build) stage build build ;;
+    nvrtc) stage nvrtc nvrtc_build ;;
     test) stage test run_tests ;;
     suite) stage suite run_suite ;;
     sanitize) stage sanitize sanitize ;;

@@ -15,17 +15,14 @@ import subprocess
 import sys
 import tempfile
 
+from fastlstm import _ptxas as ptxas
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # What torch's CUDAExtension adds to every nvcc command: the kernels must
 # build without CUDA's implicit half/bfloat16 conversions and operators.
 TORCH_NVCC_FLAGS = ["-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
                     "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__"]
-
-ENTRY = re.compile(r"Compiling entry function '(\S+)' for '(sm_\d+)'")
-SPILLS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
-USAGE = re.compile(r"Used (\d+) registers(?:.*?, (\d+) bytes smem)?")
-
 
 def demangle(names):
     out = subprocess.run(["c++filt"], input="\n".join(names), capture_output=True, text=True)
@@ -40,23 +37,6 @@ def compile_report(source, arch, nvcc):
     if run.returncode != 0:
         sys.exit(f"nvcc failed on {source} (sm_{arch}):\n{run.stderr}")
     return run.stderr
-
-
-def parse(raw):
-    """One dict per kernel entry in ptxas's -v output."""
-    kernels, current = [], None
-    for line in raw.splitlines():
-        if m := ENTRY.search(line):
-            current = {"mangled": m.group(1), "arch": m.group(2), "registers": None,
-                       "stack": 0, "spill_stores": 0, "spill_loads": 0, "smem": 0}
-            kernels.append(current)
-        elif current and (m := SPILLS.search(line)):
-            current.update(stack=int(m.group(1)), spill_stores=int(m.group(2)),
-                           spill_loads=int(m.group(3)))
-        elif current and (m := USAGE.search(line)):
-            current["registers"] = int(m.group(1))
-            current["smem"] = int(m.group(2) or 0)
-    return kernels
 
 
 def main(argv=None):
@@ -76,17 +56,12 @@ def main(argv=None):
         for arch in archs:
             text = compile_report(source, arch, args.nvcc)
             raw.append(f"== {os.path.relpath(source, ROOT)} sm_{arch}\n{text}")
-            found = parse(text)
+            found = ptxas.parse(text)
             for k, name in zip(found, demangle([k["mangled"] for k in found])):
                 k["name"] = name
                 k["source"] = os.path.basename(source)
             kernels += found
-    lines = ["| kernel | arch | registers | spill stores / loads (B) | stack (B) | static smem (B) |",
-             "|---|---|---:|---:|---:|---:|"]
-    for k in kernels:
-        lines.append(f"| `{k['name']}` | {k['arch']} | {k['registers']} | "
-                     f"{k['spill_stores']} / {k['spill_loads']} | {k['stack']} | {k['smem']} |")
-    table = "\n".join(lines)
+    table = ptxas.table(kernels)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "ptxas-report.md"), "w") as f:
         f.write(f"# ptxas report ({', '.join('sm_' + a for a in archs)})\n\n{table}\n")

@@ -16,9 +16,7 @@
 #include <tuple>
 #include <vector>
 
-#include "../backend_switch.h"
-#include "../emulated/lstm_emulated.h"
-#include "../lstm_args.h"
+#include "../op_kernels.h"
 #include "../widen.h"
 #include "engine.h"
 #include "large_buffers.h"
@@ -149,42 +147,31 @@ int64_t gate_rows(const Engine<T>& e, const LayerShape& s, const StepSchedule& s
   return std::min(s.rows, std::max(kInferenceChunkRows, s.batch));
 }
 
-LayerOutputs lstm_layer_cpu(
-    const Tensor& input_, const Tensor& h0_, const Tensor& c0_, const Tensor& w_ih_,
-    const Tensor& w_hh_, const std::optional<Tensor>& bias_, const std::optional<Tensor>& w_hr_,
-    const std::optional<Tensor>& batch_sizes, bool reverse, bool save_workspace) {
-  if (current_backend().emulated) {
-    return emulated::lstm_layer(input_, h0_, c0_, w_ih_, w_hh_, bias_, w_hr_, batch_sizes,
-                                reverse, save_workspace);
-  }
-  const LayerShape s = check_layer_args(input_, h0_, c0_, w_ih_, w_hh_, bias_, w_hr_, batch_sizes);
-  if (is_widened(input_)) {
-    return layer_in_float(lstm_layer_cpu, input_, h0_, c0_, w_ih_, w_hh_, bias_, w_hr_,
-                          batch_sizes, reverse, save_workspace);
-  }
-  const StepSchedule sched = make_schedule(s, batch_sizes);
-  const Tensor input = input_.contiguous(), h0 = h0_.contiguous();
+LayerOutputs lstm_layer_cpu(const LayerArgs& a) {
+  if (is_widened(a.input)) return layer_in_float(lstm_layer_cpu, a);
+  const LayerShape& s = a.shape;
+  const Tensor input = a.input.contiguous(), h0 = a.h0.contiguous();
   const auto opts = input.options();
-  const LayerWeights w{w_ih_.contiguous(), w_hh_.contiguous(),
-                       bias_ ? bias_->contiguous() : at::zeros({4 * s.hidden}, opts),
-                       contiguous(w_hr_)};
+  const LayerWeights w{a.w_ih.contiguous(), a.w_hh.contiguous(),
+                       a.bias ? a.bias->contiguous() : at::zeros({4 * s.hidden}, opts),
+                       contiguous(a.w_hr)};
   ForwardBuffers buf{Tensor(),
-                     save_workspace ? empty_large({s.rows, s.hidden}, opts)
-                                    : at::empty({0, s.hidden}, opts),
+                     a.save_workspace ? empty_large({s.rows, s.hidden}, opts)
+                                      : at::empty({0, s.hidden}, opts),
                      empty_large({s.rows, s.proj}, opts), at::empty({s.batch, s.proj}, opts),
-                     c0_.contiguous().clone(), save_workspace};
+                     a.c0.contiguous().clone(), a.save_workspace};
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer (CPU)", [&] {
     const Engine<scalar_t>& e = cpu_engine<scalar_t>();
-    buf.gates = empty_large({gate_rows(e, s, sched, save_workspace), 4 * s.hidden}, opts);
+    buf.gates = empty_large({gate_rows(e, s, a.schedule, a.save_workspace), 4 * s.hidden}, opts);
     if (s.rows == 0) {
       buf.h_n.copy_(h0);
-    } else if (sched.steps() == 1) {
+    } else if (a.schedule.steps() == 1) {
       forward_single_step<scalar_t>(e, s, input, h0, w, buf);
     } else {
-      forward_steps<scalar_t>(e, s, sched, reverse, input, h0, w, buf);
+      forward_steps<scalar_t>(e, s, a.schedule, a.reverse, input, h0, w, buf);
     }
   });
-  if (!save_workspace) buf.gates = at::empty({0, 4 * s.hidden}, opts);
+  if (!a.save_workspace) buf.gates = at::empty({0, 4 * s.hidden}, opts);
   return {buf.output, buf.h_n, buf.c_n, buf.gates, buf.cells};
 }
 
@@ -201,7 +188,7 @@ std::tuple<Tensor, Tensor> gate_activations_cpu(const Tensor& x_) {
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastlstm, CPU, m) {
-  m.impl("lstm_layer", &lstm_layer_cpu);
+  m.impl("lstm_layer", &layer_kernel<&lstm_layer_cpu>);
   m.impl("_gate_activations", &gate_activations_cpu);
 }
 

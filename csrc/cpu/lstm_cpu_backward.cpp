@@ -14,9 +14,7 @@
 #include <functional>
 #include <vector>
 
-#include "../backend_switch.h"
-#include "../emulated/lstm_emulated.h"
-#include "../lstm_args.h"
+#include "../op_kernels.h"
 #include "../widen.h"
 #include "engine.h"
 #include "engine/team.h"
@@ -325,33 +323,18 @@ void backward_steps(const Engine<T>& e, const LayerShape& s, const StepSchedule&
   }
 }
 
-LayerGrads lstm_layer_backward_cpu(
-    const Tensor& grad_output_, const Tensor& grad_h_n, const Tensor& grad_c_n,
-    const Tensor& input_, const Tensor& h0_, const Tensor& c0_, const Tensor& w_ih_,
-    const Tensor& w_hh_, const std::optional<Tensor>& w_hr_,
-    const std::optional<Tensor>& batch_sizes, bool reverse, const Tensor& output_,
-    const Tensor& gates_, const Tensor& cells_) {
-  if (current_backend().emulated) {
-    return emulated::lstm_layer_backward(grad_output_, grad_h_n, grad_c_n, input_, h0_, c0_, w_ih_,
-                                         w_hh_, w_hr_, batch_sizes, reverse, output_, gates_,
-                                         cells_);
-  }
-  const LayerShape s =
-      check_layer_args(input_, h0_, c0_, w_ih_, w_hh_, std::nullopt, w_hr_, batch_sizes);
-  check_backward_args(s, grad_output_, grad_h_n, grad_c_n, output_, gates_, cells_);
-  if (is_widened(input_)) {
-    return layer_backward_in_float(lstm_layer_backward_cpu, grad_output_, grad_h_n, grad_c_n,
-                                   input_, h0_, c0_, w_ih_, w_hh_, w_hr_, batch_sizes, reverse,
-                                   output_, gates_, cells_);
-  }
-  const StepSchedule sched = make_schedule(s, batch_sizes);
-  const Tensor input = input_.contiguous(), h0 = h0_.contiguous(), c0 = c0_.contiguous();
-  const Tensor output = output_.contiguous(), gates = gates_.contiguous();
-  const Tensor cells = cells_.contiguous();
+LayerGrads lstm_layer_backward_cpu(const BackwardArgs& b) {
+  if (is_widened(b.layer.input)) return layer_backward_in_float(lstm_layer_backward_cpu, b);
+  const LayerArgs& a = b.layer;
+  const LayerShape& s = a.shape;
+  const StepSchedule& sched = a.schedule;
+  const Tensor input = a.input.contiguous(), h0 = a.h0.contiguous(), c0 = a.c0.contiguous();
+  const Tensor output = b.output.contiguous(), gates = b.gates.contiguous();
+  const Tensor cells = b.cells.contiguous();
   const auto opts = input.options();
-  const LayerWeights w{w_ih_.contiguous(), w_hh_.contiguous(), Tensor(), contiguous(w_hr_)};
-  LayerGradBuffers g{empty_large(input.sizes(), opts), grad_h_n.contiguous().clone(),
-                     grad_c_n.contiguous().clone(), empty_large(w.w_ih.sizes(), opts),
+  const LayerWeights w{a.w_ih.contiguous(), a.w_hh.contiguous(), Tensor(), contiguous(a.w_hr)};
+  LayerGradBuffers g{empty_large(input.sizes(), opts), b.grad_h_n.contiguous().clone(),
+                     b.grad_c_n.contiguous().clone(), empty_large(w.w_ih.sizes(), opts),
                      empty_large(w.w_hh.sizes(), opts),
                      w.w_hr ? empty_large(w.w_hr->sizes(), opts) : at::empty({0}, opts),
                      std::vector<double>(4 * s.hidden, 0.0)};
@@ -363,10 +346,10 @@ LayerGrads lstm_layer_backward_cpu(
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastlstm::lstm_layer_backward (CPU)", [&] {
       const Engine<scalar_t>& e = cpu_engine<scalar_t>();
       if (sched.steps() == 1) {
-        backward_single_step<scalar_t>(e, s, sched, grad_output_, input, h0, c0, w, output,
+        backward_single_step<scalar_t>(e, s, sched, b.grad_output, input, h0, c0, w, output,
                                        gates, cells, g);
       } else {
-        backward_steps<scalar_t>(e, s, sched, reverse, output_grad_rows<scalar_t>(grad_output_),
+        backward_steps<scalar_t>(e, s, sched, a.reverse, output_grad_rows<scalar_t>(b.grad_output),
                                  input, h0, c0, w, output, gates, cells, g);
       }
     });
@@ -379,7 +362,7 @@ LayerGrads lstm_layer_backward_cpu(
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastlstm, CPU, m) {
-  m.impl("lstm_layer_backward", &lstm_layer_backward_cpu);
+  m.impl("lstm_layer_backward", &backward_kernel<&lstm_layer_backward_cpu>);
 }
 
 }  // namespace fastlstm::cpu

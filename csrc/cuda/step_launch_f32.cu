@@ -3,5 +3,4 @@
 
 namespace fastlstm::gpu {
 FASTLSTM_INSTANTIATE_STEP_LAUNCH(float);
-template cudaError_t run_gate_activations<float>(const float*, float*, float*, int64_t, cudaStream_t);
 }  // namespace fastlstm::gpu

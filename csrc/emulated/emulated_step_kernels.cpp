@@ -1,6 +1,7 @@
 #include "emulated_step_kernels.h"
 
-#include "../kernels/lstm_step_dispatch.cuh"
+#include "../kernels/dispatched_step_kernels.h"
+#include "../kernels/kernel_entries.cuh"
 
 namespace fastlstm::emulated {
 namespace {
@@ -12,25 +13,18 @@ constexpr int kEmulatedMultiprocessors = 4;
 constexpr size_t kEmulatedSharedBytes = 227 * 1024;  // an H100's opt-in maximum
 
 struct SimLaunch {
-  template <typename Kernel, typename Params>
-  void operator()(dim3 grid, dim3 block, Kernel kernel, const Params& p) const {
-    sim::launch(grid, block, 0, kernel, p);
+  template <typename Tag, typename... Args>
+  void operator()(const LaunchConfig& c, Tag tag, const Args&... args) const {
+    const dim3 grid(c.grid_x, c.grid_y), block(c.threads);
+    if (c.cooperative) {
+      sim::launch_cooperative(grid, block, c.shared_bytes, kernel_entry(tag), args...);
+    } else {
+      sim::launch(grid, block, c.shared_bytes, kernel_entry(tag), args...);
+    }
   }
 };
 
-struct SimCooperativeLaunch {
-  template <typename Kernel, typename Params>
-  void operator()(dim3 grid, dim3 block, size_t shared, Kernel kernel, const Params& p) const {
-    sim::launch_cooperative(grid, block, shared, kernel, p);
-  }
-};
-
-template <typename Params>
-const Params& params(const void* p) {
-  return *static_cast<const Params*>(p);
-}
-
-class EmulatedStepKernels final : public StepKernels {
+class EmulatedStepKernels final : public DispatchedStepKernels<EmulatedStepKernels> {
  public:
   EmulatedStepKernels(Order order, uint64_t seed) {
     sim::Options options = sim::options();
@@ -46,36 +40,9 @@ class EmulatedStepKernels final : public StepKernels {
     return shared_bytes <= kEmulatedSharedBytes ? kEmulatedMultiprocessors : 0;
   }
 
- protected:
-  void launch_forward_step(StorageType type, const void* p, StepVariant v,
-                           bool save) const override {
-    visit_storage(type, [&](auto tag) {
-      const auto& fp = params<ForwardStepParams<decltype(tag)>>(p);
-      if (fp.rows > 0 && fp.hidden > 0) dispatch_forward_step(fp, v, save, SimLaunch{});
-    });
-  }
-  void launch_backward_step(StorageType type, const void* p, StepVariant v) const override {
-    visit_storage(type, [&](auto tag) {
-      const auto& bp = params<BackwardStepParams<decltype(tag)>>(p);
-      if (bp.rows > 0 && bp.proj > 0) dispatch_backward_step(bp, v, SimLaunch{});
-    });
-  }
-  void launch_forward_persistent(StorageType type, const void* p, bool save) const override {
-    visit_storage(type, [&](auto tag) {
-      const auto& fp = params<PersistentForwardParams<decltype(tag)>>(p);
-      if (fp.k_begin < fp.k_end && fp.hidden > 0) {
-        dispatch_persistent_forward(fp, save, SimCooperativeLaunch{});
-      }
-    });
-  }
-  void launch_backward_persistent(StorageType type, const void* p) const override {
-    visit_storage(type, [&](auto tag) {
-      const auto& bp = params<PersistentBackwardParams<decltype(tag)>>(p);
-      if (bp.sched.steps > 0 && bp.hidden > 0) {
-        dispatch_persistent_backward(bp, SimCooperativeLaunch{});
-      }
-    });
-  }
+ private:
+  friend class DispatchedStepKernels<EmulatedStepKernels>;
+  SimLaunch launcher(StorageType) const { return {}; }
 };
 
 }  // namespace

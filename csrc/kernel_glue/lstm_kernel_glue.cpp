@@ -16,9 +16,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "../backend_switch.h"
 #include "../kernels/storage_types.h"
-#include "../lstm_args.h"
+#include "../widen.h"
 
 namespace fastlstm {
 namespace {
@@ -73,27 +72,28 @@ const char* tensor_cores_refused(const LayerShape& s, const Tensor& w_hh) {
 // The forced variant; else Tensor Cores where they apply, else narrow tiles
 // unless those would fill every SM twice.
 template <typename T>
-StepVariant pick_variant(const StepKernels& kernels, const LayerShape& s, const Tensor& w_hh,
-                         int64_t narrow_blocks) {
-  const std::string forced = current_backend().kernel;
-  const char* refused = tensor_cores_refused<T>(s, w_hh);
-  if (forced == "tensor_core") {
-    TORCH_CHECK(!refused, "fastlstm: kernel='tensor_core' cannot run this layer (hidden ",
-                s.hidden, ", proj ", s.proj, "): ", refused);
-    return StepVariant::kTensorCore;
+StepVariant pick_variant(const StepKernels& kernels, const LayerArgs& a, int64_t narrow_blocks) {
+  const LayerShape& s = a.shape;
+  const char* refused = tensor_cores_refused<T>(s, a.w_hh);
+  switch (a.kernel) {
+    case KernelChoice::kTensorCore:
+      TORCH_CHECK(!refused, "fastlstm: kernel='tensor_core' cannot run this layer (hidden ",
+                  s.hidden, ", proj ", s.proj, "): ", refused);
+      return StepVariant::kTensorCore;
+    case KernelChoice::kStepWide: return StepVariant::kWide;
+    case KernelChoice::kStepNarrow: return StepVariant::kNarrow;
+    default: break;
   }
-  if (forced == "step_wide") return StepVariant::kWide;
-  if (forced == "step_narrow") return StepVariant::kNarrow;
   if (!refused) return StepVariant::kTensorCore;
   return narrow_blocks >= 2 * kernels.multiprocessors() ? StepVariant::kWide
                                                         : StepVariant::kNarrow;
 }
 
-const char* variant_name(StepVariant v) {
+KernelChoice variant_choice(StepVariant v) {
   switch (v) {
-    case StepVariant::kWide: return "step_wide";
-    case StepVariant::kTensorCore: return "tensor_core";
-    default: return "step_narrow";
+    case StepVariant::kWide: return KernelChoice::kStepWide;
+    case StepVariant::kTensorCore: return KernelChoice::kTensorCore;
+    default: return KernelChoice::kStepNarrow;
   }
 }
 
@@ -153,14 +153,17 @@ PersistentPlan plan_persistent(const StepKernels& kernels, const LayerShape& s, 
 
 // Whether the persistent kernel runs: forced, refused, or the auto rule.
 template <typename T>
-PersistentPlan choose_persistent(const StepKernels& kernels, const LayerShape& s, bool backward) {
-  const std::string forced = current_backend().kernel;
-  if (forced != "auto" && forced != "persistent" && forced != "persistent_tensor_core") return {};
+PersistentPlan choose_persistent(const StepKernels& kernels, const LayerArgs& a, bool backward) {
+  const KernelChoice k = a.kernel;
+  const bool forced = k == KernelChoice::kPersistent || k == KernelChoice::kPersistentTensorCore;
+  if (!forced && k != KernelChoice::kAuto) return {};
+  const LayerShape& s = a.shape;
   const PersistentPlan plan =
-      plan_persistent<T>(kernels, s, backward, forced == "persistent_tensor_core");
-  if (forced != "auto") {
-    TORCH_CHECK(plan.units > 0, "fastlstm: kernel='", forced, "' cannot run this layer (hidden ",
-                s.hidden, ", batch ", s.batch, "): ", plan.why_not);
+      plan_persistent<T>(kernels, s, backward, k == KernelChoice::kPersistentTensorCore);
+  if (forced) {
+    TORCH_CHECK(plan.units > 0, "fastlstm: kernel='", kernel_choice_name(k),
+                "' cannot run this layer (hidden ", s.hidden, ", batch ", s.batch, "): ",
+                plan.why_not);
     return plan;
   }
   return s.batch <= kPersistentMaxBatch ? plan : PersistentPlan{};
@@ -222,9 +225,11 @@ int64_t chunk_rows_for(bool save) {
 }
 
 template <typename T>
-void forward_persistent(const StepKernels& kernels, const LayerShape& s,
-                        const StepSchedule& sched, bool reverse, bool save,
+void forward_persistent(const StepKernels& kernels, const LayerArgs& a,
                         const PersistentPlan& plan, ForwardTensors& f) {
+  const LayerShape& s = a.shape;
+  const StepSchedule& sched = a.schedule;
+  const bool reverse = a.reverse, save = a.save_workspace;
   const Tensor device_sched = device_schedule(sched, f.output.device());
   for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows_for(save))) {
     Tensor pre = project_chunk(chunk, save, f);
@@ -249,19 +254,21 @@ void forward_persistent(const StepKernels& kernels, const LayerShape& s,
 }
 
 template <typename T>
-void forward_steps(const StepKernels& kernels, const LayerShape& s, const StepSchedule& sched,
-                   bool reverse, bool save, ForwardTensors& f) {
-  const PersistentPlan persistent = choose_persistent<T>(kernels, s, false);
+void forward_steps(const StepKernels& kernels, const LayerArgs& a, ForwardTensors& f) {
+  const LayerShape& s = a.shape;
+  const StepSchedule& sched = a.schedule;
+  const bool reverse = a.reverse, save = a.save_workspace;
+  const PersistentPlan persistent = choose_persistent<T>(kernels, a, false);
   if (persistent.units > 0) {
-    record_kernel(persistent.tensor_cores ? "persistent_tensor_core" : "persistent");
-    forward_persistent<T>(kernels, s, sched, reverse, save, persistent, f);
+    record_kernel(persistent.tensor_cores ? KernelChoice::kPersistentTensorCore
+                                          : KernelChoice::kPersistent);
+    forward_persistent<T>(kernels, a, persistent, f);
     return;
   }
   const int64_t H = s.hidden, P = s.proj;
   const StepVariant variant = pick_variant<T>(
-      kernels, s, f.w_hh,
-      ForwardTile::blocks_x(H) * ForwardTile::blocks_y(s.batch, StepVariant::kNarrow));
-  record_kernel(variant_name(variant));
+      kernels, a, ForwardTile::blocks_x(H) * ForwardTile::blocks_y(s.batch, StepVariant::kNarrow));
+  record_kernel(variant_choice(variant));
   // With a projection, o * tanh(c) lands here before the [H -> P] GEMM.
   Tensor hidden = f.w_hr ? at::empty({s.batch, H}, f.output.options()) : Tensor();
   for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows_for(save))) {
@@ -303,10 +310,10 @@ struct BackwardTensors {
 };
 
 template <typename T>
-void backward_persistent(const StepKernels& kernels, const LayerShape& s,
-                         const StepSchedule& sched, bool reverse, const PersistentPlan& plan,
-                         BackwardTensors& b) {
-  const Tensor device_sched = device_schedule(sched, b.gates.device());
+void backward_persistent(const StepKernels& kernels, const LayerArgs& a,
+                         const PersistentPlan& plan, BackwardTensors& b) {
+  const LayerShape& s = a.shape;
+  const Tensor device_sched = device_schedule(a.schedule, b.gates.device());
   PersistentBackwardParams<T> p{};
   p.gates = data<acc_t<T>>(b.gates);
   p.cells = data<acc_t<T>>(b.cells);
@@ -318,7 +325,7 @@ void backward_persistent(const StepKernels& kernels, const LayerShape& s,
   p.dgates = data<T>(b.dgates);
   p.grad_h0 = data<acc_t<T>>(b.grad_h0);
   p.grad_c0 = data<acc_t<T>>(b.grad_c0);
-  p.sched = schedule_view(device_sched, sched, reverse);
+  p.sched = schedule_view(device_sched, a.schedule, a.reverse);
   p.batch = static_cast<int>(s.batch);
   p.hidden = static_cast<int>(s.hidden);
   p.units = plan.units;
@@ -327,17 +334,18 @@ void backward_persistent(const StepKernels& kernels, const LayerShape& s,
 }
 
 template <typename T>
-void backward_steps(const StepKernels& kernels, const LayerShape& s, const StepSchedule& sched,
-                    bool reverse, BackwardTensors& b) {
-  const PersistentPlan persistent = choose_persistent<T>(kernels, s, true);
+void backward_steps(const StepKernels& kernels, const LayerArgs& a, BackwardTensors& b) {
+  const LayerShape& s = a.shape;
+  const StepSchedule& sched = a.schedule;
+  const bool reverse = a.reverse;
+  const PersistentPlan persistent = choose_persistent<T>(kernels, a, true);
   if (persistent.units > 0) {
-    backward_persistent<T>(kernels, s, sched, reverse, persistent, b);
+    backward_persistent<T>(kernels, a, persistent, b);
     return;
   }
   const int64_t H = s.hidden, P = s.proj;
   const StepVariant variant = pick_variant<T>(
-      kernels, s, b.w_hh,
-      BackwardTile::blocks_x(P) * BackwardTile::blocks_y(s.batch, StepVariant::kNarrow));
+      kernels, a, BackwardTile::blocks_x(P) * BackwardTile::blocks_y(s.batch, StepVariant::kNarrow));
   // With a projection, dL/d(o * tanh c) comes from a GEMM through W_hr,
   // taken in the accumulation type and handed to the kernel in the storage
   // type (one buffer when they are the same).
@@ -436,68 +444,57 @@ Tensor final_hidden(const StepSchedule& sched, bool reverse, const Tensor& outpu
 
 }  // namespace
 
-LayerOutputs lstm_layer_with_kernels(const StepKernels& kernels, const Tensor& input,
-                                     const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
-                                     const Tensor& w_hh, const std::optional<Tensor>& bias,
-                                     const std::optional<Tensor>& w_hr,
-                                     const std::optional<Tensor>& batch_sizes, bool reverse,
-                                     bool save_workspace) {
-  const LayerShape s = check_layer_args(input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes);
-  const StepSchedule sched = make_schedule(s, batch_sizes);
-  const auto opts = input.options();
-  const auto acc_opts = opts.dtype(compute_dtype(input.scalar_type()));
+LayerOutputs lstm_layer_with_kernels(const StepKernels& kernels, const LayerArgs& a) {
+  const LayerShape& s = a.shape;
+  const bool save = a.save_workspace;
+  const auto opts = a.input.options();
+  const auto acc_opts = opts.dtype(compute_dtype(a.input.scalar_type()));
   const int64_t H = s.hidden;
   const int64_t projected_rows =
-      save_workspace ? s.rows : std::min(s.rows, std::max(kInferenceChunkRows, s.batch));
-  ForwardTensors f{input.contiguous(), w_ih.contiguous(), w_hh.contiguous(), h0.contiguous(),
-                   contiguous(bias), contiguous(w_hr),
+      save ? s.rows : std::min(s.rows, std::max(kInferenceChunkRows, s.batch));
+  ForwardTensors f{a.input.contiguous(), a.w_ih.contiguous(), a.w_hh.contiguous(),
+                   a.h0.contiguous(), contiguous(a.bias), contiguous(a.w_hr),
                    at::empty({projected_rows, 4 * H}, opts),
-                   at::empty({save_workspace ? s.rows : 0, 4 * H}, acc_opts),
-                   at::empty({save_workspace ? s.rows : 0, H}, acc_opts),
-                   at::empty({s.rows, s.proj}, opts), c0.to(acc_opts.dtype(), false, true).contiguous()};
+                   at::empty({save ? s.rows : 0, 4 * H}, acc_opts),
+                   at::empty({save ? s.rows : 0, H}, acc_opts),
+                   at::empty({s.rows, s.proj}, opts),
+                   a.c0.to(acc_opts.dtype(), false, true).contiguous()};
   // Storage of the accumulation type keeps the projection in the workspace.
-  if (save_workspace && !is_widened(input)) f.gates = f.projection;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
+  if (save && !is_widened(a.input)) f.gates = f.projection;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.input.scalar_type(),
                                   "fastlstm::lstm_layer (CUDA kernels)", [&] {
-    forward_steps<typename KernelStorage<scalar_t>::type>(kernels, s, sched, reverse,
-                                                           save_workspace, f);
+    forward_steps<typename KernelStorage<scalar_t>::type>(kernels, a, f);
   });
-  const Tensor h_n = final_hidden(sched, reverse, f.output, f.h0);
-  return {f.output, h_n, f.c_state.to(input.scalar_type()), f.gates, f.cells};
+  const Tensor h_n = final_hidden(a.schedule, a.reverse, f.output, f.h0);
+  return {f.output, h_n, f.c_state.to(a.input.scalar_type()), f.gates, f.cells};
 }
 
-LayerGrads lstm_layer_backward_with_kernels(
-    const StepKernels& kernels, const Tensor& grad_output, const Tensor& grad_h_n,
-    const Tensor& grad_c_n, const Tensor& input, const Tensor& h0, const Tensor& c0,
-    const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& w_hr,
-    const std::optional<Tensor>& batch_sizes, bool reverse, const Tensor& output,
-    const Tensor& gates, const Tensor& cells) {
-  const LayerShape s = check_layer_args(input, h0, c0, w_ih, w_hh, std::nullopt, w_hr, batch_sizes);
-  check_backward_args(s, grad_output, grad_h_n, grad_c_n, output, gates, cells);
-  const StepSchedule sched = make_schedule(s, batch_sizes);
-  const at::ScalarType storage = input.scalar_type(), acc = compute_dtype(storage);
-  const Tensor dh_n = grad_h_n.to(acc), dc_n = grad_c_n.to(acc);
-  BackwardTensors b{grad_output.contiguous(), c0.contiguous(), w_hh.contiguous(),
-                    gates.contiguous(), cells.contiguous(), contiguous(w_hr),
-                    at::empty(gates.sizes(), input.options()),
+LayerGrads lstm_layer_backward_with_kernels(const StepKernels& kernels, const BackwardArgs& g) {
+  const LayerArgs& a = g.layer;
+  const LayerShape& s = a.shape;
+  const at::ScalarType storage = a.input.scalar_type(), acc = compute_dtype(storage);
+  const Tensor dh_n = g.grad_h_n.to(acc), dc_n = g.grad_c_n.to(acc);
+  BackwardTensors b{g.grad_output.contiguous(), a.c0.contiguous(), a.w_hh.contiguous(),
+                    g.gates.contiguous(), g.cells.contiguous(), contiguous(a.w_hr),
+                    at::empty(g.gates.sizes(), a.input.options()),
                     {dh_n.clone(), dh_n.clone()}, {dc_n.clone(), dc_n.clone()},
                     at::empty_like(dh_n), at::empty_like(dc_n),
-                    w_hr ? at::empty(output.sizes(), dh_n.options()) : Tensor()};
+                    a.w_hr ? at::empty(g.output.sizes(), dh_n.options()) : Tensor()};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, storage,
                                   "fastlstm::lstm_layer_backward (CUDA kernels)", [&] {
-    backward_steps<typename KernelStorage<scalar_t>::type>(kernels, s, sched, reverse, b);
+    backward_steps<typename KernelStorage<scalar_t>::type>(kernels, a, b);
   });
-  const Tensor x = input.contiguous();
+  const Tensor x = a.input.contiguous();
 
-  Tensor grad_w_hr = at::empty({0}, input.options());
-  if (w_hr) {
+  Tensor grad_w_hr = at::empty({0}, a.input.options());
+  if (a.w_hr) {
     // hidden_from(o, c) of gate_math.h, on whole tensors.
     const Tensor hidden = b.gates.narrow(1, 3 * s.hidden, s.hidden) * at::tanh(b.cells);
     grad_w_hr = at::mm(b.dh_total.t(), hidden).to(storage);
   }
-  return {at::mm(b.dgates, w_ih.contiguous()), b.grad_h0.to(storage), b.grad_c0.to(storage),
+  return {at::mm(b.dgates, a.w_ih.contiguous()), b.grad_h0.to(storage), b.grad_c0.to(storage),
           at::mm(b.dgates.t(), x),
-          grad_w_hh(b.dgates, sched, reverse, output.contiguous(), h0.contiguous()),
+          grad_w_hh(b.dgates, a.schedule, a.reverse, g.output.contiguous(), a.h0.contiguous()),
           b.dgates.sum(0), grad_w_hr};
 }
 

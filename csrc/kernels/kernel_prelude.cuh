@@ -9,7 +9,9 @@
 // function instead. Torch-free on purpose.
 #pragma once
 #if defined(__CUDACC__)
+#if !defined(__CUDACC_RTC__)  // NVRTC: the runtime API is host code
 #include <cuda_runtime.h>
+#endif
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

@@ -1,7 +1,8 @@
 // What the torch glue needs from a kernel library: launches of the step and
 // persistent kernels for each storage type, on the library's own stream or
 // emulator, and what the device can hold. Torch-free; implemented by
-// csrc/cuda (GPU) and csrc/emulated (CPU SIMT emulator).
+// csrc/cuda (nvcc), csrc/nvrtc (compiled at run time) and csrc/emulated (the
+// CPU SIMT emulator).
 //
 // The virtual entry points take the storage type as a tag and the
 // parameters type-erased, so that an implementation handles all four
@@ -9,6 +10,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "step_params.h"
 
@@ -54,24 +56,36 @@ class StepKernels {
 
   template <typename T>
   void forward(const ForwardStepParams<T>& p, StepVariant v, bool save) const {
-    launch_forward_step(storage_type_of<T>(), &p, v, save);
+    if (p.rows > 0 && p.hidden > 0) launch_forward_step(storage_type_of<T>(), &p, v, save);
   }
   template <typename T>
   void backward(const BackwardStepParams<T>& p, StepVariant v) const {
-    launch_backward_step(storage_type_of<T>(), &p, v);
+    if (p.rows > 0 && p.proj > 0) launch_backward_step(storage_type_of<T>(), &p, v);
   }
   // Persistent kernels: one cooperative launch for many steps.
   template <typename T>
   void forward_persistent(const PersistentForwardParams<T>& p, bool save) const {
-    launch_forward_persistent(storage_type_of<T>(), &p, save);
+    if (p.k_begin < p.k_end && p.hidden > 0) {
+      launch_forward_persistent(storage_type_of<T>(), &p, save);
+    }
   }
   template <typename T>
   void backward_persistent(const PersistentBackwardParams<T>& p) const {
-    launch_backward_persistent(storage_type_of<T>(), &p);
+    if (p.sched.steps > 0 && p.hidden > 0) launch_backward_persistent(storage_type_of<T>(), &p);
+  }
+  // x: [n] -> sigmoid(x), tanh(x) as the kernels compute them (a test hook).
+  template <typename T>
+  void gate_activations(const T* x, T* sig, T* tanh, int64_t n) const {
+    if (n > 0) launch_gate_activations(storage_type_of<T>(), x, sig, tanh, n);
   }
 
  protected:
-  // params points at the ...Params<T> of the storage type `type`.
+  // params points at the ...Params<T> of the storage type `type`; the launch
+  // has work (the empty ones stop above).
+  template <typename Params>
+  static const Params& params_of(const void* params) {
+    return *static_cast<const Params*>(params);
+  }
   virtual void launch_forward_step(StorageType type, const void* params, StepVariant v,
                                    bool save) const = 0;
   virtual void launch_backward_step(StorageType type, const void* params,
@@ -79,6 +93,8 @@ class StepKernels {
   virtual void launch_forward_persistent(StorageType type, const void* params,
                                          bool save) const = 0;
   virtual void launch_backward_persistent(StorageType type, const void* params) const = 0;
+  virtual void launch_gate_activations(StorageType type, const void* x, void* sig, void* tanh,
+                                       int64_t n) const = 0;
 };
 
 }  // namespace fastlstm

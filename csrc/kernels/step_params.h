@@ -7,7 +7,9 @@
 // of a packed batch has such rows past step 0).
 #pragma once
 
+#if !defined(__CUDACC_RTC__)  // NVRTC: size_t is built in
 #include <stddef.h>
+#endif
 
 #include "storage_types.h"
 

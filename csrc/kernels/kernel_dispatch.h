@@ -1,0 +1,163 @@
+// Picks the kernel instance for a variant and its launch shape, and hands
+// both, as a tag (kernel_instances.h) and a LaunchConfig, to `launch`: the
+// nvcc library launches the instance on its stream, the emulator on its
+// threads, the NVRTC executor through the driver. One place maps variants
+// to instances and shapes, so every executor runs the GPU's configurations.
+// Host code only, free of CUDA headers.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "kernel_instances.h"
+#include "static_switch.h"
+#include "step_params.h"
+
+namespace fastlstm {
+
+// How one kernel is launched: a 1-D block, a grid of up to two dimensions.
+struct LaunchConfig {
+  unsigned grid_x, grid_y;
+  unsigned threads;     // per block
+  size_t shared_bytes;  // dynamic shared memory per block
+  bool cooperative;     // every block resident at once (grid-wide sync)
+};
+
+template <typename T>
+constexpr bool kHasTensorCoreKernels =
+    std::is_same<T, half_t>::value || std::is_same<T, bfloat16_t>::value;
+
+template <typename T, StepVariant kVariant, typename Launch>
+void launch_forward_step(const ForwardStepParams<T>& p, bool save, Launch&& launch) {
+  constexpr int kRows = ForwardTile::rows_per_thread(kVariant);
+  const LaunchConfig c{(unsigned)ForwardTile::blocks_x(p.hidden),
+                       (unsigned)ForwardTile::blocks_y(p.rows, kVariant), ForwardTile::kThreads, 0,
+                       false};
+  BOOL_SWITCH(save, kSave, [&] { launch(c, ForwardStepKernel<T, kRows, kSave>{}, p); });
+}
+
+template <typename T, typename Launch>
+void dispatch_forward_step(const ForwardStepParams<T>& p, StepVariant variant, bool save,
+                           Launch&& launch) {
+  if constexpr (kHasTensorCoreKernels<T>) {
+    if (variant == StepVariant::kTensorCore) {
+      constexpr int kTile = TensorCoreTile::kTile;
+      const LaunchConfig c{(unsigned)ceil_div(p.hidden, kTile), (unsigned)ceil_div(p.rows, kTile),
+                           TensorCoreTile::kThreads, 0, false};
+      BOOL_SWITCH(save, kSave, [&] { launch(c, ForwardStepTensorCoreKernel<T, kSave>{}, p); });
+      return;
+    }
+  }
+  if (variant == StepVariant::kWide) {
+    launch_forward_step<T, StepVariant::kWide>(p, save, launch);
+  } else {
+    launch_forward_step<T, StepVariant::kNarrow>(p, save, launch);
+  }
+}
+
+template <typename T, StepVariant kVariant, typename Launch>
+void launch_backward_step(const BackwardStepParams<T>& p, Launch&& launch) {
+  constexpr int kRows = BackwardTile::rows_per_thread(kVariant);
+  const LaunchConfig c{(unsigned)BackwardTile::blocks_x(p.proj),
+                       (unsigned)BackwardTile::blocks_y(p.rows, kVariant), BackwardTile::kThreads,
+                       0, false};
+  launch(c, BackwardStepKernel<T, kRows>{}, p);
+}
+
+template <typename T, typename Launch>
+void dispatch_backward_step(const BackwardStepParams<T>& p, StepVariant variant,
+                            Launch&& launch) {
+  if constexpr (kHasTensorCoreKernels<T>) {
+    if (variant == StepVariant::kTensorCore) {
+      const LaunchConfig c{(unsigned)ceil_div(p.proj, TensorCoreTile::kCols),
+                           (unsigned)ceil_div(p.rows, TensorCoreTile::kTile),
+                           TensorCoreTile::kThreads, 0, false};
+      launch(c, BackwardStepTensorCoreKernel<T>{}, p);
+      return;
+    }
+  }
+  if (variant == StepVariant::kWide) {
+    launch_backward_step<T, StepVariant::kWide>(p, launch);
+  } else {
+    launch_backward_step<T, StepVariant::kNarrow>(p, launch);
+  }
+}
+
+// Persistent kernels: one cooperative launch with the W_hh slices in
+// dynamic shared memory.
+template <typename T>
+size_t persistent_forward_bytes(const PersistentForwardParams<T>& p) {
+  if (kHasTensorCoreKernels<T> && p.tensor_cores) {
+    return PersistentTile::tensor_core_forward_bytes(p.hidden, p.units, p.batch);
+  }
+  return PersistentTile::forward_elems(p.hidden, p.units, p.batch) * sizeof(acc_t<T>);
+}
+
+template <typename T>
+size_t persistent_backward_bytes(const PersistentBackwardParams<T>& p) {
+  if (kHasTensorCoreKernels<T> && p.tensor_cores) {
+    return PersistentTile::tensor_core_backward_bytes(p.hidden, p.units, p.batch);
+  }
+  return PersistentTile::backward_elems(p.hidden, p.units, p.batch) * sizeof(acc_t<T>);
+}
+
+template <typename T, typename Launch>
+void dispatch_persistent_forward(const PersistentForwardParams<T>& p, bool save,
+                                 Launch&& launch) {
+  const LaunchConfig c{(unsigned)ceil_div(p.hidden, p.units), 1, PersistentTile::kThreads,
+                       persistent_forward_bytes(p), true};
+  if constexpr (kHasTensorCoreKernels<T>) {
+    if (p.tensor_cores) {
+      BOOL_SWITCH(save, kSave,
+                  [&] { launch(c, ForwardPersistentTensorCoreKernel<T, kSave>{}, p); });
+      return;
+    }
+  }
+  BOOL_SWITCH(save, kSave, [&] { launch(c, ForwardPersistentKernel<T, kSave>{}, p); });
+}
+
+template <typename T, typename Launch>
+void dispatch_persistent_backward(const PersistentBackwardParams<T>& p, Launch&& launch) {
+  const LaunchConfig c{(unsigned)ceil_div(p.hidden, p.units), 1, PersistentTile::kThreads,
+                       persistent_backward_bytes(p), true};
+  if constexpr (kHasTensorCoreKernels<T>) {
+    if (p.tensor_cores) {
+      launch(c, BackwardPersistentTensorCoreKernel<T>{}, p);
+      return;
+    }
+  }
+  launch(c, BackwardPersistentKernel<T>{}, p);
+}
+
+// x: [n] -> sigmoid(x), tanh(x) as the kernels compute them (a test hook).
+template <typename T, typename Launch>
+void dispatch_gate_activations(const T* x, T* sig, T* tanh, int64_t n, Launch&& launch) {
+  constexpr unsigned kThreads = 256;
+  const LaunchConfig c{(unsigned)((n + kThreads - 1) / kThreads), 1, kThreads, 0, false};
+  launch(c, GateActivationsKernel<T>{}, x, sig, tanh, n);
+}
+
+// Calls visit(tag) for every instance the dispatchers above can hand out for
+// storage type T (some more than once): what an executor must have compiled.
+template <typename T, typename Visit>
+void for_each_kernel_instance(Visit&& visit) {
+  const auto record = [&](const LaunchConfig&, auto tag, const auto&...) { visit(tag); };
+  ForwardStepParams<T> fs{};
+  BackwardStepParams<T> bs{};
+  PersistentForwardParams<T> fp{};
+  PersistentBackwardParams<T> bp{};
+  fs.rows = fs.hidden = fs.proj = bs.rows = bs.hidden = bs.proj = 16;
+  fp.batch = fp.hidden = fp.units = bp.batch = bp.hidden = bp.units = 16;
+  for (StepVariant v : {StepVariant::kNarrow, StepVariant::kWide, StepVariant::kTensorCore}) {
+    for (bool save : {false, true}) dispatch_forward_step(fs, v, save, record);
+    dispatch_backward_step(bs, v, record);
+  }
+  for (bool tensor_cores : {false, true}) {
+    fp.tensor_cores = bp.tensor_cores = tensor_cores;
+    for (bool save : {false, true}) dispatch_persistent_forward(fp, save, record);
+    dispatch_persistent_backward(bp, record);
+  }
+  dispatch_gate_activations<T>(nullptr, nullptr, nullptr, 1, record);
+}
+
+}  // namespace fastlstm
