@@ -25,7 +25,8 @@ ORDER_IDS = [f"{order}{seed if order == 'random' else ''}" for order, seed in OR
 
 CORRECT_CASES = ["with_syncthreads", "shuffle_reduction", "tiled_matmul", "grid_sync_loop",
                  "dynamic_shared", "ballot_vote", "exited_threads_at_barrier", "wmma_matmul_half",
-                 "wmma_matmul_bfloat16", "wmma_shapes", "wmma_good_copy"]
+                 "wmma_matmul_bfloat16", "wmma_shapes", "wmma_good_copy", "flag_pipeline",
+                 "flag_pipeline_fenced_relaxed"]
 
 # Misuse, and what the SimError must say.
 ERROR_CASES = {
@@ -62,6 +63,15 @@ ERROR_CASES = {
                                  "must all make the same call"],
     "wmma_overlapping_store": ["wmma::store_matrix_sync",
                                "ldm 8 is less than the 16 columns of the tile"],
+    "flag_missing_release": ["stored at sim_kernels.cuh",
+                             "without release order or a __threadfence() after its last barrier",
+                             "(missing fence)"],
+    "flag_missing_acquire": ["with neither acquire order nor a __threadfence() before "
+                             "__syncthreads()", "(missing acquire)"],
+    "flag_never_published": ["deadlock: every block of a cooperative launch waits",
+                             "spins at __nanosleep() at sim_kernels.cuh"],
+    "flag_wait_in_plain_launch": ["threads spin at __nanosleep() at sim_kernels.cuh",
+                                  "in a launch() (not cooperative) the other blocks do not run"],
 }
 
 # What torch's CUDAExtension adds to every nvcc command.
@@ -130,6 +140,16 @@ def test_misuse_raises_sim_error_and_the_emulator_recovers(selftests, build, cas
     assert status == SIM_ERROR, output
     for fragment in ERROR_CASES[case]:
         assert fragment in output, output
+
+
+def test_missing_flag_wait_gives_a_wrong_result_in_some_order(selftests):
+    # The planted bug reads the previous block's values without waiting for
+    # its flag; cooperative blocks take turns in the launch's order, so in
+    # reverse order the reader runs before the writer.
+    results = {(order, seed): run_case(selftests["stack_switch"], "flag_missing_wait", order, seed)
+               for order, seed in ORDERS}
+    assert all(status in (CORRECT, WRONG) for status, _ in results.values()), results
+    assert results[("reverse", 0)][0] == WRONG, results
 
 
 def test_16_bit_conversions_round_to_nearest_even(selftests):

@@ -1,6 +1,7 @@
 // Runtime of the CPU SIMT emulator (see cuda_sim.h): fiber contexts and
 // stacks, the per-block scheduler with its barriers and warp collectives,
-// and cooperative grids (one OS thread per block, a real grid barrier).
+// and cooperative grids (one OS thread per block, taking turns at grid
+// barriers and __nanosleep()), with the checks of atomic publish/observe.
 #include "cuda_sim.h"
 
 #include <pthread.h>
@@ -18,11 +19,13 @@
 #include <mutex>
 #include <new>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 // A hand-written stack switch on x86-64: glibc's swapcontext also saves and
@@ -276,43 +279,77 @@ struct FiberUnwind {};
 
 enum class Outcome { Returned, Threw, Unwound };
 
-// The grid-wide barrier of a cooperative launch, and the caller's wait for
-// its blocks. Once a block has exited, no grid barrier can complete.
-class GridBarrier {
+// The blocks of a cooperative launch take turns: one runs at a time, and
+// hands the turn on only where it waits, at this_grid().sync() or at a
+// __nanosleep() in a spin on memory that another block writes, to the next
+// block that can run in the launch's order (forward, reverse, or seeded
+// random). So cross-block protocols run in reproducible, adversarial orders,
+// where a missing flag wait shows as a wrong result, and a wait that no block
+// can end is reported instead of hanging. Once a block has exited, no grid
+// barrier can complete.
+class CooperativeScheduler {
  public:
-  explicit GridBarrier(const LaunchPlan& plan)
-      : plan_(plan), watchdog_(std::min(plan.options.watchdog_seconds, 1e7)) {}
-
-  // False when the launch failed instead.
-  bool arrive_and_wait(unsigned block, Where where) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    last_progress_ = std::chrono::steady_clock::now();
-    const std::string waiter =
-        "block " + name(block) + " waits at this_grid().sync() at " + site(where);
-    if (exited_block_ >= 0)
-      fail_locked(message("deadlock: ", waiter, " but block ", name(exited_block_),
-                          " has exited; a grid barrier needs every block"));
-    if (failed_) return false;
-    if (arrived_ == 0) first_waiter_ = waiter;
-    if (++arrived_ == plan_.blocks) {
-      arrived_ = 0;
-      ++generation_;
-      changed_.notify_all();
-      return true;
+  explicit CooperativeScheduler(const LaunchPlan& plan)
+      : plan_(plan),
+        watchdog_(std::min(plan.options.watchdog_seconds, 1e7)),
+        state_(plan.blocks, State::Ready),
+        sleep_site_(plan.blocks),
+        order_(plan.blocks),
+        position_(plan.blocks) {
+    std::iota(order_.begin(), order_.end(), 0u);
+    if (plan.options.order == Order::Reverse) std::reverse(order_.begin(), order_.end());
+    if (plan.options.order == Order::Random) {
+      rng_ = order_rng(plan.options.seed, plan.serial, ~0ull);
+      std::shuffle(order_.begin(), order_.end(), rng_);
     }
-    const uint64_t generation = generation_;
-    changed_.wait(lock, [&] { return generation_ != generation || failed_; });
-    return generation_ != generation;
+    for (unsigned i = 0; i < order_.size(); ++i) position_[order_[i]] = i;
+    give_turn_locked(order_.front());
+  }
+
+  // Each returns false when the launch failed instead (the block must end).
+  bool start(unsigned block) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return await_turn(lock, block);
+  }
+
+  bool sync_grid(unsigned block, Where where) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (failed_) return false;
+    state_[block] = State::AtGrid;
+    if (at_grid_++ == 0) first_waiter_ = "block " + name(block) + " waits at this_grid().sync() at " +
+                                         site(where);
+    if (done_ > 0)
+      fail_locked(message("deadlock: ", first_waiter_, " but block ", name(exited_block_),
+                          " has exited; a grid barrier needs every block"));
+    pass_turn_locked(block);
+    return await_turn(lock, block);
+  }
+
+  // At __nanosleep(): the turn goes to the next block that can run (the same
+  // one where no other can). Turns passed this way with nothing published in
+  // between mean that every block waits for something no block will do.
+  bool yield(unsigned block, Where where) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (failed_) return false;
+    state_[block] = State::Sleeping;
+    sleep_site_[block] = where;
+    const uint64_t published = published_.load();
+    idle_turns_ = published == published_seen_ ? idle_turns_ + 1 : 0;
+    published_seen_ = published;
+    if (idle_turns_ > 4 * plan_.blocks + 64) fail_locked(spin_deadlock());
+    pass_turn_locked(block);
+    return await_turn(lock, block);
   }
 
   void block_done(unsigned block, bool exited) {
     std::lock_guard<std::mutex> lock(mutex_);
+    state_[block] = State::Done;
     ++done_;
-    last_progress_ = std::chrono::steady_clock::now();
     if (exited && exited_block_ < 0) exited_block_ = int(block);
-    if (exited && arrived_ > 0)
+    if (exited && at_grid_ > 0)
       fail_locked(message("deadlock: block ", name(block), " exited while ", first_waiter_,
                           "; a grid barrier needs every block"));
+    if (running_ == int(block)) pass_turn_locked(block);
     changed_.notify_all();
   }
 
@@ -321,15 +358,18 @@ class GridBarrier {
     fail_locked(reason);
   }
 
+  // An atomic store, read-modify-write or fence by the running block.
+  void note_publish() { published_.fetch_add(1); }
+
   // Waits for every block; the failure's message, or "" on success. A block
   // still running after the watchdog failed the launch (spinning on memory
-  // nobody will write) ends the process: hanging a test suite is worse.
+  // without __nanosleep) ends the process: hanging a test suite is worse.
   std::string wait_for_blocks() {
     std::unique_lock<std::mutex> lock(mutex_);
     bool watchdog_fired = false;
     while (done_ < plan_.blocks) {
-      if (changed_.wait_until(lock, last_progress_ + watchdog_) != std::cv_status::timeout ||
-          std::chrono::steady_clock::now() < last_progress_ + watchdog_)
+      if (changed_.wait_until(lock, last_turn_ + watchdog_) != std::cv_status::timeout ||
+          std::chrono::steady_clock::now() < last_turn_ + watchdog_)
         continue;
       if (watchdog_fired) {
         std::fprintf(stderr, "%s\nfastlstm::sim: blocks still running; aborting\n",
@@ -337,16 +377,73 @@ class GridBarrier {
         std::abort();
       }
       watchdog_fired = true;
-      fail_locked(message("watchdog: no progress in a cooperative launch for ", watchdog_.count(),
-                          " s (", arrived_, " blocks at this_grid().sync(), ", done_, " of ",
-                          plan_.blocks, " done); does a block spin forever?"));
-      last_progress_ = std::chrono::steady_clock::now();
+      fail_locked(message("watchdog: no block of a cooperative launch handed its turn on for ",
+                          watchdog_.count(), " s (", at_grid_, " blocks at this_grid().sync(), ",
+                          done_, " of ", plan_.blocks,
+                          " done); does a block spin without __nanosleep()?"));
+      last_turn_ = std::chrono::steady_clock::now();
     }
     return failed_ ? failure_ : std::string();
   }
 
  private:
+  enum class State : uint8_t { Ready, Running, AtGrid, Sleeping, Done };
+
   std::string name(unsigned block) const { return dims(unflatten(block, plan_.grid)); }
+
+  static bool runnable(State s) { return s == State::Ready || s == State::Sleeping; }
+
+  bool await_turn(std::unique_lock<std::mutex>& lock, unsigned block) {
+    changed_.wait(lock, [&] { return running_ == int(block) || failed_; });
+    return !failed_;
+  }
+
+  void give_turn_locked(unsigned block) {
+    running_ = int(block);
+    state_[block] = State::Running;
+    last_turn_ = std::chrono::steady_clock::now();
+    changed_.notify_all();
+  }
+
+  // The next runnable block after `from` in the order; with none, the grid
+  // barrier completes if every block still running has reached it.
+  void pass_turn_locked(unsigned from) {
+    running_ = -1;
+    if (failed_) return changed_.notify_all();
+    if (const int next = next_runnable(position_[from] + 1); next >= 0) return give_turn_locked(next);
+    if (at_grid_ == 0 || at_grid_ + done_ != plan_.blocks) return changed_.notify_all();
+    for (State& s : state_)
+      if (s == State::AtGrid) s = State::Ready;
+    at_grid_ = 0;
+    note_publish();
+    give_turn_locked(unsigned(next_runnable(0)));
+  }
+
+  int next_runnable(size_t start) {
+    if (plan_.options.order == Order::Random) {
+      std::vector<unsigned> candidates;
+      for (unsigned b = 0; b < state_.size(); ++b)
+        if (runnable(state_[b])) candidates.push_back(b);
+      if (candidates.empty()) return -1;
+      return int(candidates[std::uniform_int_distribution<size_t>(0, candidates.size() - 1)(rng_)]);
+    }
+    for (size_t i = 0; i < order_.size(); ++i) {
+      const unsigned b = order_[(start + i) % order_.size()];
+      if (runnable(state_[b])) return int(b);
+    }
+    return -1;
+  }
+
+  std::string spin_deadlock() const {
+    std::ostringstream out;
+    out << "deadlock: every block of a cooperative launch waits, and none publishes anything";
+    for (unsigned b = 0; b < state_.size(); ++b) {
+      if (state_[b] == State::Sleeping) out << "\n  block " << name(b) << ": spins at __nanosleep() at " << site(sleep_site_[b]);
+      if (state_[b] == State::AtGrid) out << "\n  block " << name(b) << ": waits at this_grid().sync()";
+      if (state_[b] == State::Done) out << "\n  block " << name(b) << ": done";
+    }
+    return out.str();
+  }
 
   void fail_locked(const std::string& reason) {
     if (!failed_) failure_ = reason;
@@ -358,16 +455,55 @@ class GridBarrier {
   const std::chrono::duration<double> watchdog_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  uint64_t arrived_ = 0, done_ = 0, generation_ = 0;
-  int exited_block_ = -1;
+  std::vector<State> state_;
+  std::vector<Where> sleep_site_;
+  std::vector<unsigned> order_, position_;
+  std::mt19937_64 rng_;
+  int running_ = -1, exited_block_ = -1;
+  uint64_t at_grid_ = 0, done_ = 0, idle_turns_ = 0, published_seen_ = 0;
+  std::atomic<uint64_t> published_{0};
   std::string first_waiter_, failure_;
   bool failed_ = false;
-  std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_turn_ = std::chrono::steady_clock::now();
 };
 
 // ---- The block scheduler ----------------------------------------------------
 
-enum class Wait : uint8_t { None, Block, Warp, Grid, Exited };
+enum class Wait : uint8_t { None, Block, Warp, Grid, Sleep, Exited };
+
+// An atomic load without acquire order that saw another block's store.
+struct Unacquired {
+  bool pending = false;
+  Where where{};
+  unsigned publisher = 0;
+};
+
+// Who last stored to an address atomically, in this launch.
+struct Publication {
+  unsigned block;  // flattened
+  Where where;
+  bool released;
+};
+
+std::mutex publications_mutex;
+std::unordered_map<const void*, Publication> publications;
+
+void record_publication(const void* address, const Publication& p) {
+  std::lock_guard<std::mutex> lock(publications_mutex);
+  publications[address] = p;
+}
+
+std::optional<Publication> publication_of(const void* address) {
+  std::lock_guard<std::mutex> lock(publications_mutex);
+  const auto found = publications.find(address);
+  if (found == publications.end()) return std::nullopt;
+  return found->second;
+}
+
+void forget_publications() {
+  std::lock_guard<std::mutex> lock(publications_mutex);
+  publications.clear();
+}
 
 struct CollectiveCall {
   Collective kind;
@@ -387,6 +523,8 @@ struct Fiber {
   Where where{};
   CollectiveCall call{};
   uint64_t result = 0;  // per lane: a fast lane may enter the next collective first
+  bool fenced = false;  // a __threadfence() since the thread last passed a barrier
+  Unacquired unacquired;
 };
 
 // A warp collective that some of the lanes of its mask have reached.
@@ -429,7 +567,7 @@ class BlockScheduler {
  public:
   // Runs one block to completion. Throws SimError, or LaunchAborted when
   // another block of the cooperative launch failed.
-  void run(const LaunchPlan& plan, unsigned block, GridBarrier* grid) {
+  void run(const LaunchPlan& plan, unsigned block, CooperativeScheduler* grid) {
     prepare(plan, block, grid);
     struct Activation {
       explicit Activation(BlockScheduler* s) { active_scheduler = s; }
@@ -438,19 +576,61 @@ class BlockScheduler {
         current_coords = nullptr;
       }
     } activation(this);
+    if (grid_ && !grid_->start(block)) fail(LaunchAborted{});
     for (;;) {
       if (Fiber* first = next_runnable()) resume_from_home(*first);
       // Back here when no fiber can run.
       if (!failure_.empty()) fail(SimError(failure_));
       if (exited_ == fibers_.size()) return;
+      if (!sleepers_.empty()) {
+        wake_sleepers(block);
+        continue;
+      }
       if (!grid_ || at_grid_ == 0 || at_grid_ + exited_ != fibers_.size()) fail(deadlock_report());
-      if (!grid_->arrive_and_wait(block, grid_site())) fail(LaunchAborted{});
+      if (!grid_->sync_grid(block, grid_site())) fail(LaunchAborted{});
       release_all(Wait::Grid);
       at_grid_ = 0;
     }
   }
 
+  // __nanosleep(): the thread waits for something another thread writes.
+  void sleep(Where where) {
+    Fiber& self = wait_here(Wait::Sleep, where);
+    sleepers_.push_back(&self);
+    suspend(self);
+  }
+
+  // An atomic store or read-modify-write (release: with release order, or
+  // after a __threadfence() since the thread last passed a barrier).
+  void note_publish(const void* address, bool release, Where where) {
+    ++published_;
+    if (grid_) grid_->note_publish();
+    record_publication(address, {block_, where, release || running_->fenced});
+  }
+
+  // An atomic load that saw `address`; without acquire order it must be
+  // followed by a __threadfence() before the thread passes a barrier.
+  void note_observe(const void* address, bool acquire, Where where) {
+    const std::optional<Publication> by = publication_of(address);
+    if (!by || by->block == block_) return;
+    if (!by->released)
+      throw sim_error("thread ", running_->rank, " of block ", dims(running_->coords.block_idx),
+                      " reads at ", site(where), " a value that block ",
+                      dims(unflatten(by->block, plan_->grid)), " stored at ", site(by->where),
+                      " without release order or a __threadfence() after its last barrier: the "
+                      "data it guards may not be visible (missing fence)");
+    if (!acquire) running_->unacquired = {true, where, by->block};
+  }
+
+  void thread_fence() {
+    running_->fenced = true;
+    running_->unacquired.pending = false;
+    if (grid_) grid_->note_publish();
+  }
+
   void sync_block(Where where) {
+    check_acquired(where, "__syncthreads()");
+    running_->fenced = false;
     Fiber& self = wait_here(Wait::Block, where);
     ++at_block_;
     release_block_barrier_if_complete();
@@ -461,6 +641,8 @@ class BlockScheduler {
     if (!grid_)
       throw sim_error("this_grid().sync() at ", site(where),
                       " in a kernel started by launch(); grid barriers need launch_cooperative()");
+    check_acquired(where, "this_grid().sync()");
+    running_->fenced = false;
     Fiber& self = wait_here(Wait::Grid, where);
     ++at_grid_;
     suspend(self);
@@ -517,9 +699,43 @@ class BlockScheduler {
     }
   };
 
-  void prepare(const LaunchPlan& plan, unsigned block, GridBarrier* grid) {
+  // Thread 0 of a block often spins while the others wait at a barrier; its
+  // sleeps hand the OS thread to the other blocks of a cooperative launch.
+  // In a plain launch the other blocks run only after this one: a spin with
+  // nothing of its own block able to end it is a deadlock.
+  void wake_sleepers(unsigned block) {
+    if (grid_) {
+      if (!grid_->yield(block, sleepers_.front()->where)) fail(LaunchAborted{});
+    } else {
+      idle_wakes_ = published_ == published_at_wake_ ? idle_wakes_ + 1 : 0;
+      published_at_wake_ = published_;
+      if (idle_wakes_ > 1000)
+        fail(sim_error("deadlock in block ", dims(fibers_[0].coords.block_idx), ": threads spin at "
+                       "__nanosleep() at ", site(sleepers_.front()->where), " and nothing in the "
+                       "block can end the wait; in a launch() (not cooperative) the other blocks "
+                       "do not run meanwhile"));
+    }
+    for (Fiber* fiber : sleepers_) make_runnable(*fiber);
+    sleepers_.clear();
+  }
+
+  void check_acquired(Where where, const char* barrier) const {
+    const Fiber& self = *running_;
+    if (!self.unacquired.pending) return;
+    throw sim_error("thread ", self.rank, " of block ", dims(self.coords.block_idx), " reads at ",
+                    site(self.unacquired.where), " a value that block ",
+                    dims(unflatten(self.unacquired.publisher, plan_->grid)),
+                    " published, with neither acquire order nor a __threadfence() before ",
+                    barrier, " at ", site(where),
+                    ": what that block wrote before may not be visible (missing acquire)");
+  }
+
+  void prepare(const LaunchPlan& plan, unsigned block, CooperativeScheduler* grid) {
     plan_ = &plan;
     grid_ = grid;
+    block_ = block;
+    sleepers_.clear();
+    published_ = published_at_wake_ = idle_wakes_ = 0;
     const size_t page = page_bytes(),
                  stack_bytes = (plan.options.stack_bytes + page - 1) / page * page;
     if (!stacks_.empty() && stacks_.front()->size() != stack_bytes) stacks_.clear();
@@ -534,6 +750,8 @@ class BlockScheduler {
       fiber.rank = rank;
       fiber.started = false;
       fiber.wait = Wait::None;
+      fiber.fenced = false;
+      fiber.unacquired = {};
       start_context(fiber.context, *stacks_[rank], &fiber_main);
       round_.push_back(&fiber);
     }
@@ -741,6 +959,7 @@ class BlockScheduler {
       case Wait::Exited: return "exited";
       case Wait::Block: return "wait at __syncthreads() at " + site(fiber.where);
       case Wait::Grid: return "wait at this_grid().sync() at " + site(fiber.where);
+      case Wait::Sleep: return "sleep at __nanosleep() at " + site(fiber.where);
       case Wait::Warp: break;
     }
     const Warp& warp = warps_[fiber.rank / kWarpSize];
@@ -773,7 +992,10 @@ class BlockScheduler {
   }
 
   const LaunchPlan* plan_ = nullptr;
-  GridBarrier* grid_ = nullptr;
+  CooperativeScheduler* grid_ = nullptr;
+  unsigned block_ = 0;  // flattened
+  std::vector<Fiber*> sleepers_;
+  uint64_t published_ = 0, published_at_wake_ = 0, idle_wakes_ = 0;
   std::vector<std::unique_ptr<FiberStack>> stacks_;  // reused by every launch on this OS thread
   std::vector<Fiber> fibers_;
   std::vector<Warp> warps_;
@@ -871,7 +1093,7 @@ class WorkerPool {
 void run_cooperative(const LaunchPlan& plan) {
   static std::mutex one_at_a_time;  // the pool serves one grid at a time
   std::lock_guard<std::mutex> lock(one_at_a_time);
-  GridBarrier grid(plan);
+  CooperativeScheduler grid(plan);
   WorkerPool::instance().start(unsigned(plan.blocks), [&plan, &grid](unsigned block) {
     bool exited = false;
     try {
@@ -932,6 +1154,7 @@ void run_launch(dim3 grid, dim3 block, size_t dynamic_smem, bool cooperative, Ke
                         launches_since_options++,
                         block.x * block.y * block.z,
                         uint64_t(grid.x) * grid.y * grid.z};
+  forget_publications();
   try {
     cooperative ? run_cooperative(plan) : run_in_order(plan);
   } catch (const std::system_error& e) {  // no more threads
@@ -950,6 +1173,18 @@ uint64_t warp_collective(Collective kind, unsigned mask, uint64_t value, uint32_
 }
 
 unsigned active_mask() { return scheduler_in_kernel("__activemask()").active_mask(); }
+
+void sleep(Where where) { scheduler_in_kernel("__nanosleep()").sleep(where); }
+
+void thread_fence() { scheduler_in_kernel("__threadfence()").thread_fence(); }
+
+void atomic_published(const void* address, bool release, Where where) {
+  scheduler_in_kernel("an atomic store").note_publish(address, release, where);
+}
+
+void atomic_observed(const void* address, bool acquire, Where where) {
+  scheduler_in_kernel("an atomic load").note_observe(address, acquire, where);
+}
 
 void warp_operation(const WarpOperation& operation, void* lane_arg, Where where) {
   CollectiveCall call{Collective::WarpOperation, ~0u, 0, int(kWarpSize),

@@ -11,9 +11,14 @@
 //
 // Kernels see the part of CUDA they use: the execution-space keywords,
 // __shared__, __align__, the built-in indices, barriers, warp shuffles and
-// votes, __ldg, atomicAdd, min/max and cooperative groups' this_grid() and
-// this_thread_block(); cuda_sim_fp16.h adds __half and __nv_bfloat16, and
-// cuda_sim_wmma.h the WMMA functions. __shared__ becomes
+// votes, __ldg, atomicAdd, __threadfence, __nanosleep, min/max and
+// cooperative groups' this_grid() and this_thread_block(); cuda_sim_fp16.h
+// adds __half and __nv_bfloat16, cuda_sim_wmma.h the WMMA functions, and
+// cuda_sim_atomic.h cuda::atomic_ref, for flags between blocks.
+//
+// Cooperative launches run one block at a time, handing on only at grid
+// barriers and __nanosleep(), in the launch's order; atomic stores and loads
+// between blocks are checked for release and acquire order (or fences). __shared__ becomes
 // `static thread_local`, which is why one OS thread never runs two blocks at
 // once; such arrays keep the previous block's values (only dynamic shared
 // memory is poisoned at block start).
@@ -121,6 +126,11 @@ void sync_grid(Where where);
 uint64_t warp_collective(Collective kind, unsigned mask, uint64_t value, uint32_t lane_arg,
                          int width, Where where);
 unsigned active_mask();
+void sleep(Where where);
+void thread_fence();
+// Atomic accesses, for the checks of cross-block publishing (cuda_sim_atomic.h).
+void atomic_published(const void* address, bool release, Where where);
+void atomic_observed(const void* address, bool acquire, Where where);
 // Lanes that reach different WarpOperation objects are making different calls.
 void warp_operation(const WarpOperation& operation, void* lane_arg, Where where);
 
@@ -258,7 +268,19 @@ inline int __any_sync(unsigned mask, int predicate, FASTLSTM_SIM_CALL_SITE) {
 // convergence, so this is the largest mask a kernel could legally use.
 inline unsigned __activemask() { return ::fastlstm::sim::detail::active_mask(); }
 
-inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+// Also what makes a relaxed atomic store that follows it a release, and a
+// relaxed atomic load before it an acquire, for the emulator's checks.
+inline void __threadfence() {
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  ::fastlstm::sim::detail::thread_fence();
+}
+
+// Hands the OS thread to the block's other threads, and in a cooperative
+// launch the turn to the other blocks: how a spin on memory that another
+// block writes lets that block run.
+inline void __nanosleep(unsigned, FASTLSTM_SIM_CALL_SITE) {
+  ::fastlstm::sim::detail::sleep(FASTLSTM_SIM_WHERE);
+}
 inline void __threadfence_block() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 template <typename T>

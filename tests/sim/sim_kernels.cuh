@@ -326,6 +326,53 @@ __global__ void mask_beyond_partial_warp(int* out) {
   out[threadIdx.x] = __shfl_sync(kFullMask, int(threadIdx.x), 0);
 }
 
+// ---- Flags between blocks: block b takes block b-1's values of each step
+// (block 0 starts from the step number), after waiting for its flag -------
+
+enum class Handoff {
+  kCorrect,            // acquire load / release store, thread 0 after the barrier
+  kFencedRelaxed,      // relaxed load then __threadfence(); __threadfence() then relaxed store
+  kNoWait,             // planted bug: reads without waiting for the flag
+  kRelaxedStore,       // planted bug: relaxed store with no fence (missing release)
+  kRelaxedLoad,        // planted bug: relaxed load with no fence (missing acquire)
+  kNeverPublished,     // planted bug: block 0 never sets its flag
+};
+
+__device__ __forceinline__ void wait_for_flag(int* flag, int target, Handoff h) {
+  if (threadIdx.x == 0 && h != Handoff::kNoWait) {
+    cuda::atomic_ref<int, cuda::thread_scope_device> f(*flag);
+    const bool acquire = h == Handoff::kCorrect || h == Handoff::kRelaxedStore ||
+                         h == Handoff::kNeverPublished;
+    while (f.load(acquire ? cuda::memory_order_acquire : cuda::memory_order_relaxed) < target)
+      __nanosleep(64);
+    if (h == Handoff::kFencedRelaxed) __threadfence();
+  }
+  __syncthreads();
+}
+
+__device__ __forceinline__ void publish_flag(int* flag, int value, Handoff h) {
+  __syncthreads();  // every thread's values are written
+  if (threadIdx.x == 0 && !(h == Handoff::kNeverPublished && blockIdx.x == 0)) {
+    cuda::atomic_ref<int, cuda::thread_scope_device> f(*flag);
+    if (h == Handoff::kFencedRelaxed) __threadfence();
+    const bool release = h != Handoff::kRelaxedStore && h != Handoff::kFencedRelaxed;
+    f.store(value, release ? cuda::memory_order_release : cuda::memory_order_relaxed);
+  }
+}
+
+// values[s][b][t] = (b == 0 ? 7 s + t : 3 values[s][b-1][t] + 1): a pipeline
+// through the blocks of a cooperative launch, one flag per block.
+__global__ void flag_pipeline(int* values, int* flags, int steps, Handoff h) {
+  const unsigned b = blockIdx.x, t = threadIdx.x, n = blockDim.x * gridDim.x;
+  for (int s = 0; s < steps; ++s) {
+    int* step_values = values + size_t(s) * n;
+    if (b > 0) wait_for_flag(&flags[b - 1], s + 1, h);
+    const int in = b == 0 ? 7 * s + int(t) : step_values[(b - 1) * blockDim.x + t];
+    step_values[b * blockDim.x + t] = b == 0 ? in : 3 * in + 1;
+    publish_flag(&flags[b], s + 1, h);
+  }
+}
+
 // Block 1 leaves while the others wait at the grid barrier.
 __global__ void block_leaves_grid(int* out) {
   if (blockIdx.x == 1) return;

@@ -145,6 +145,32 @@ Check run_grid_sync_loop() {
   return check;
 }
 
+// The pipeline of flag_pipeline over 4 blocks of 64 threads, 5 steps, in a
+// cooperative launch (or, with cooperative false, a plain one).
+Check run_flag_pipeline(simtest::Handoff handoff, bool cooperative = true) {
+  constexpr unsigned kBlocks = 4, kThreads = 64, kSteps = 5, kCells = kBlocks * kThreads;
+  std::vector<int> values(kSteps * kCells, -1), flags(kBlocks, 0);
+  if (cooperative) {
+    sim::launch_cooperative(dim3(kBlocks), dim3(kThreads), 0, simtest::flag_pipeline,
+                            values.data(), flags.data(), int(kSteps), handoff);
+  } else {
+    sim::launch(dim3(kBlocks), dim3(kThreads), 0, simtest::flag_pipeline, values.data(),
+                flags.data(), int(kSteps), handoff);
+  }
+  Check check;
+  for (unsigned s = 0; s < kSteps; ++s)
+    for (unsigned t = 0; t < kThreads; ++t) {
+      int expected = int(7 * s + t);
+      for (unsigned b = 0; b < kBlocks; ++b) {
+        if (b > 0) expected = 3 * expected + 1;
+        check.expect(values[s * kCells + b * kThreads + t] == expected,
+                     "step " + std::to_string(s) + " block " + std::to_string(b) + " thread " +
+                         std::to_string(t));
+      }
+    }
+  return check;
+}
+
 Check run_dynamic_shared() {
   constexpr unsigned kBlocks = 3, kThreads = 96;
   std::vector<float> in(kBlocks * kThreads), out(in.size(), -1.0f);
@@ -604,6 +630,16 @@ const std::vector<std::pair<std::string, std::function<Check()>>>& cases() {
       {"kernel_throws",
        [] { return run_misuse([](int* o) { sim::launch(2, 64, 0, throwing_kernel, o); }); }},
       {"16_bit_conversions", run_16_bit_conversions},
+      {"flag_pipeline", [] { return run_flag_pipeline(simtest::Handoff::kCorrect); }},
+      {"flag_pipeline_fenced_relaxed",
+       [] { return run_flag_pipeline(simtest::Handoff::kFencedRelaxed); }},
+      {"flag_missing_wait", [] { return run_flag_pipeline(simtest::Handoff::kNoWait); }},
+      {"flag_missing_release", [] { return run_flag_pipeline(simtest::Handoff::kRelaxedStore); }},
+      {"flag_missing_acquire", [] { return run_flag_pipeline(simtest::Handoff::kRelaxedLoad); }},
+      {"flag_never_published",
+       [] { return run_flag_pipeline(simtest::Handoff::kNeverPublished); }},
+      {"flag_wait_in_plain_launch",
+       [] { return run_flag_pipeline(simtest::Handoff::kCorrect, false); }},
       {"wmma_matmul_half", [] { return run_wmma_matmul<__half>("__half"); }},
       {"wmma_matmul_bfloat16", [] { return run_wmma_matmul<__nv_bfloat16>("__nv_bfloat16"); }},
       {"wmma_shapes", run_wmma_shapes},
