@@ -15,7 +15,7 @@ std::atomic<int> last_ran{-1};
 const std::vector<std::string>& kernel_choice_names() {
   static const std::vector<std::string> names = {
       "auto", "step", "step_narrow", "step_wide", "tensor_core", "persistent",
-      "persistent_tensor_core"};
+      "persistent_tensor_core", "persistent_2d"};
   return names;
 }
 

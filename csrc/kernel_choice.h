@@ -17,6 +17,7 @@ enum class KernelChoice : int {
   kTensorCore,            // the WMMA step kernels (half and bfloat16)
   kPersistent,
   kPersistentTensorCore,  // the WMMA persistent kernels (half and bfloat16)
+  kPersistent2d,          // the forward split over units and batch slices, flags per slice
 };
 
 const std::vector<std::string>& kernel_choice_names();  // indexed by KernelChoice

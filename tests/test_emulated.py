@@ -126,15 +126,68 @@ def test_persistent_inference_in_chunks_matches_training_forward():
             assert_all_close(unsaved, saved, **FP32_TOL)
 
 
-def test_auto_picks_persistent_for_small_batches_only():
+def test_auto_picks_the_2d_persistent_forward_where_it_fits():
     with fastlstm.backend("emulated"):
-        call_op(layer_args(steps=2, batch=4, dtype=torch.float32), False)
-        assert fastlstm._backend.last_kernel("cpu") == "persistent"
-        assert fastlstm._backend.kernel_name("cpu") == "emulated-persistent"
-        call_op(layer_args(steps=2, batch=40, dtype=torch.float32), False)
-        assert fastlstm._backend.last_kernel("cpu").startswith("step")
+        for batch in (4, 40):
+            call_op(layer_args(steps=2, batch=batch, dtype=torch.float32), False)
+            assert fastlstm._backend.last_kernel("cpu") == "persistent_2d"
+            assert fastlstm._backend.kernel_name("cpu") == "emulated-persistent_2d"
         call_op(layer_args(steps=2, batch=4, proj=2, dtype=torch.float32), False)
         assert fastlstm._backend.last_kernel("cpu").startswith("step")
+        big = layer_args(steps=1, batch=2, input_size=1, hidden=2000, dtype=torch.float32)
+        call_op(big, False)  # W_hh does not fit on the emulated device's four SMs
+        assert fastlstm._backend.last_kernel("cpu").startswith("step")
+
+
+# The 2-D forward on the emulated device (4 SMs), in float64: hidden 16 with
+# batch 2 cuts into two unit slices times two batch slices of one row;
+# hidden 4 with batch 7 into four batch slices of one block; hidden 32 with
+# batch 40 into four slices whose threads take four rows each. Packed rows in
+# both directions: rows that start from h0 mid-sequence, a slice left empty.
+PERSISTENT_2D = {
+    "units_and_slices": (dict(steps=4, batch=2, input_size=3, hidden=16), False),
+    "units_and_slices_reverse": (dict(steps=4, batch=2, input_size=3, hidden=16), True),
+    "slices_only": (dict(steps=5, batch=7, input_size=2, hidden=4), False),
+    "packed": (dict(batch_sizes=[2, 2, 1, 1], input_size=3, hidden=16), False),
+    "packed_reverse": (dict(batch_sizes=[2, 2, 1, 1], input_size=3, hidden=16), True),
+    "four_rows_a_thread": (dict(steps=3, batch=40, input_size=3, hidden=32), False),
+}
+
+
+@pytest.mark.parametrize("name", PERSISTENT_2D)
+def test_persistent_2d_matches_reference_in_every_order(name):
+    kwargs, reverse = PERSISTENT_2D[name]
+    args = layer_args(dtype=torch.float64, **kwargs)
+    expected = reference_results(args, reverse)
+    first = None
+    for order, seed in ORDERS:
+        with fastlstm.backend("emulated", kernel="persistent_2d", order=order, seed=seed):
+            actual = op_results(args, reverse)
+            assert fastlstm._backend.last_kernel("cpu") == "persistent_2d"
+        assert_all_close(actual, expected, **FP64_TOL)
+        if first is None:
+            first = actual
+        else:  # no order-dependent race: bitwise the same in every order
+            assert_all_close(actual, first)
+
+
+def test_persistent_2d_inference_in_chunks_matches_training_forward():
+    """Inference launches once per chunk of steps: the counters restart."""
+    args = layer_args(steps=200, batch=5, hidden=16, dtype=torch.float32)
+    with fastlstm.backend("emulated", kernel="persistent_2d", order="random", seed=4):
+        for reverse in (False, True):
+            *saved, _, _ = call_op(args, reverse, True)
+            *unsaved, _, _ = call_op(args, reverse, False)
+            assert_all_close(unsaved, saved, **FP32_TOL)
+
+
+def test_persistent_2d_agrees_with_the_1d_kernel():
+    args = layer_args(steps=3, batch=5, input_size=3, hidden=16, dtype=torch.float32)
+    results = []
+    for kernel in ("persistent", "persistent_2d"):
+        with fastlstm.backend("emulated", kernel=kernel):
+            results.append(call_op(args, False)[:3])
+    torch.testing.assert_close(results[0], results[1], **FP32_TOL)
 
 
 def test_forced_persistent_refuses_what_it_cannot_run():
@@ -250,10 +303,12 @@ LOW_PRECISION_CASES = {
     "many_rows": (dict(steps=2, batch=130, input_size=4, hidden=32), False),
 }
 VARIANTS_FOR = {
-    "tiles": ["step_narrow", "step_wide", "tensor_core", "persistent", "persistent_tensor_core"],
-    "packed_reverse_tiles": ["step_narrow", "tensor_core", "persistent", "persistent_tensor_core"],
-    "odd_sizes": ["step_narrow", "step_wide", "persistent"],
-    "many_rows": ["tensor_core", "persistent", "persistent_tensor_core"],
+    "tiles": ["step_narrow", "step_wide", "tensor_core", "persistent", "persistent_tensor_core",
+              "persistent_2d"],
+    "packed_reverse_tiles": ["step_narrow", "tensor_core", "persistent", "persistent_tensor_core",
+                             "persistent_2d"],
+    "odd_sizes": ["step_narrow", "step_wide", "persistent", "persistent_2d"],
+    "many_rows": ["tensor_core", "persistent", "persistent_tensor_core", "persistent_2d"],
 }
 
 

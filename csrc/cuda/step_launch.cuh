@@ -101,6 +101,13 @@ int persistent_capacity(PersistentKernel kernel, size_t shared_bytes) {
   if (kernel == PersistentKernel::kBackward) {
     return resident_blocks(BackwardPersistentKernel<T>{}, shared_bytes, device);
   }
+  if (kernel == PersistentKernel::kForward2d) {
+    return std::min(
+        std::min(resident_blocks(ForwardPersistent2dKernel<T, 1, true>{}, shared_bytes, device),
+                 resident_blocks(ForwardPersistent2dKernel<T, 1, false>{}, shared_bytes, device)),
+        std::min(resident_blocks(ForwardPersistent2dKernel<T, 4, true>{}, shared_bytes, device),
+                 resident_blocks(ForwardPersistent2dKernel<T, 4, false>{}, shared_bytes, device)));
+  }
   if constexpr (kHasTensorCoreKernels<T>) {
     if (kernel == PersistentKernel::kBackwardTensorCore) {
       return resident_blocks(BackwardPersistentTensorCoreKernel<T>{}, shared_bytes, device);

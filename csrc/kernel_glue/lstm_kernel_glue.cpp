@@ -18,6 +18,7 @@
 
 #include "../kernels/storage_types.h"
 #include "../widen.h"
+#include "persistent_plan.h"
 
 namespace fastlstm {
 namespace {
@@ -97,78 +98,6 @@ KernelChoice variant_choice(StepVariant v) {
   }
 }
 
-// Auto picks the persistent kernels up to this batch: beyond it a step has
-// enough rows to fill the GPU on its own. On an H100 (fp32, T=100), forced
-// persistent beat the step kernels up to B=32 at H=256..1024 and lost to them
-// at B=64 for H >= 512 (bench/results/cuda-h100.md).
-constexpr int64_t kPersistentMaxBatch = 32;
-
-// Units per block of a persistent kernel for this layer (0: it does not fit),
-// the smallest with which the whole grid is co-resident. The Tensor Core
-// variants (half and bfloat16, H % 16 == 0) run only when forced: on an H100
-// they measured 2-5x slower than the scalar kernels, whose threads split each
-// dot product (bench/results/cuda-h100.md).
-struct PersistentPlan {
-  int units = 0;
-  bool tensor_cores = false;
-  const char* why_not = "";
-};
-
-template <typename T>
-PersistentPlan plan_persistent(const StepKernels& kernels, const LayerShape& s, bool backward,
-                               bool tensor_cores) {
-  if (s.proj != s.hidden) return {0, false, "a projection (proj_size) runs on the step kernels"};
-  const int H = static_cast<int>(s.hidden), B = static_cast<int>(s.batch);
-  if (tensor_cores && !((std::is_same_v<T, half_t> || std::is_same_v<T, bfloat16_t>) &&
-                        H % 16 == 0)) {
-    return {0, false, "the Tensor Core kernels need half or bfloat16 and a hidden size that is "
-                      "a multiple of 16"};
-  }
-  const PersistentKernel kernel =
-      backward ? (tensor_cores ? PersistentKernel::kBackwardTensorCore : PersistentKernel::kBackward)
-               : (tensor_cores ? PersistentKernel::kForwardTensorCore : PersistentKernel::kForward);
-  for (int units = 1; units <= PersistentTile::kMaxUnits; ++units) {
-    size_t bytes = 0;
-    switch (kernel) {
-      case PersistentKernel::kForward:
-        bytes = PersistentTile::forward_elems(H, units, B) * sizeof(acc_t<T>);
-        break;
-      case PersistentKernel::kForwardTensorCore:
-        bytes = PersistentTile::tensor_core_forward_bytes(H, units, B);
-        break;
-      case PersistentKernel::kBackward:
-        bytes = PersistentTile::backward_elems(H, units, B) * sizeof(acc_t<T>);
-        break;
-      case PersistentKernel::kBackwardTensorCore:
-        bytes = PersistentTile::tensor_core_backward_bytes(H, units, B);
-        break;
-    }
-    if (kernels.persistent_capacity(storage_type_of<T>(), kernel, bytes) >= ceil_div(H, units)) {
-      return {units, tensor_cores, ""};
-    }
-  }
-  return {0, false,
-          "its W_hh slices and per-row state do not fit on chip at this hidden size and batch"};
-}
-
-// Whether the persistent kernel runs: forced, refused, or the auto rule.
-template <typename T>
-PersistentPlan choose_persistent(const StepKernels& kernels, const LayerArgs& a, bool backward) {
-  const KernelChoice k = a.kernel;
-  const bool forced = k == KernelChoice::kPersistent || k == KernelChoice::kPersistentTensorCore;
-  if (!forced && k != KernelChoice::kAuto) return {};
-  const LayerShape& s = a.shape;
-  const PersistentPlan plan =
-      plan_persistent<T>(kernels, s, backward, k == KernelChoice::kPersistentTensorCore);
-  if (forced) {
-    TORCH_CHECK(plan.units > 0, "fastlstm: kernel='", kernel_choice_name(k),
-                "' cannot run this layer (hidden ", s.hidden, ", batch ", s.batch, "): ",
-                plan.why_not);
-    return plan;
-  }
-  return s.batch <= kPersistentMaxBatch ? plan : PersistentPlan{};
-}
-
 // A host vector on the device. From pageable memory a copy to a GPU waits for
 // the stream to drain, stalling the host at every launch; from pinned memory
 // it is queued like a kernel.
@@ -231,6 +160,7 @@ void forward_persistent(const StepKernels& kernels, const LayerArgs& a,
   const StepSchedule& sched = a.schedule;
   const bool reverse = a.reverse, save = a.save_workspace;
   const Tensor device_sched = device_schedule(sched, f.output.device());
+  Tensor step_counters;  // zeroed for each launch: the 2-D kernel's flags
   for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows_for(save))) {
     Tensor pre = project_chunk(chunk, save, f);
     PersistentForwardParams<T> p{};
@@ -249,6 +179,12 @@ void forward_persistent(const StepKernels& kernels, const LayerArgs& a,
     p.hidden = static_cast<int>(s.hidden);
     p.units = plan.units;
     p.tensor_cores = plan.tensor_cores;
+    p.slice_rows = plan.slice_rows;
+    if (plan.slice_rows > 0) {
+      step_counters = at::zeros({ceil_div(p.batch, plan.slice_rows)},
+                                f.output.options().dtype(at::kInt));
+      p.step_counters = step_counters.data_ptr<int>();
+    }
     kernels.forward_persistent(p, save);
   }
 }
@@ -260,8 +196,9 @@ void forward_steps(const StepKernels& kernels, const LayerArgs& a, ForwardTensor
   const bool reverse = a.reverse, save = a.save_workspace;
   const PersistentPlan persistent = choose_persistent<T>(kernels, a, false);
   if (persistent.units > 0) {
-    record_kernel(persistent.tensor_cores ? KernelChoice::kPersistentTensorCore
-                                          : KernelChoice::kPersistent);
+    record_kernel(persistent.slice_rows > 0 ? KernelChoice::kPersistent2d
+                  : persistent.tensor_cores ? KernelChoice::kPersistentTensorCore
+                                            : KernelChoice::kPersistent);
     forward_persistent<T>(kernels, a, persistent, f);
     return;
   }

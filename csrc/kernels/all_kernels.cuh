@@ -4,6 +4,7 @@
 #pragma once
 
 #include "gate_activations.cuh"
+#include "lstm_persistent2d.cuh"
 #include "lstm_persistent_backward.cuh"
 #include "lstm_persistent_forward.cuh"
 #include "lstm_persistent_tensor_core.cuh"

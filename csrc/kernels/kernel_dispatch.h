@@ -102,8 +102,25 @@ size_t persistent_backward_bytes(const PersistentBackwardParams<T>& p) {
 }
 
 template <typename T, typename Launch>
+void dispatch_persistent_forward_2d(const PersistentForwardParams<T>& p, bool save,
+                                    Launch&& launch) {
+  const LaunchConfig c{(unsigned)ceil_div(p.hidden, p.units),
+                       (unsigned)ceil_div(p.batch, p.slice_rows), Persistent2dTile::kThreads,
+                       Persistent2dTile::forward_bytes<T>(p.hidden, p.units, p.slice_rows), true};
+  const bool wide = Persistent2dTile::rows_per_thread(p.units, p.slice_rows) > 1;
+  BOOL_SWITCH(save, kSave, [&] {
+    if (wide) {
+      launch(c, ForwardPersistent2dKernel<T, 4, kSave>{}, p);
+    } else {
+      launch(c, ForwardPersistent2dKernel<T, 1, kSave>{}, p);
+    }
+  });
+}
+
+template <typename T, typename Launch>
 void dispatch_persistent_forward(const PersistentForwardParams<T>& p, bool save,
                                  Launch&& launch) {
+  if (p.slice_rows > 0) return dispatch_persistent_forward_2d(p, save, launch);
   const LaunchConfig c{(unsigned)ceil_div(p.hidden, p.units), 1, PersistentTile::kThreads,
                        persistent_forward_bytes(p), true};
   if constexpr (kHasTensorCoreKernels<T>) {
@@ -156,6 +173,11 @@ void for_each_kernel_instance(Visit&& visit) {
     fp.tensor_cores = bp.tensor_cores = tensor_cores;
     for (bool save : {false, true}) dispatch_persistent_forward(fp, save, record);
     dispatch_persistent_backward(bp, record);
+  }
+  fp.tensor_cores = false;
+  for (int slice_rows : {1, 64}) {  // one row per thread, and four
+    fp.slice_rows = slice_rows;
+    for (bool save : {false, true}) dispatch_persistent_forward(fp, save, record);
   }
   dispatch_gate_activations<T>(nullptr, nullptr, nullptr, 1, record);
 }

@@ -23,6 +23,10 @@ template <typename T, bool S>
 auto kernel_entry(ForwardPersistentTensorCoreKernel<T, S>) {
   return &lstm_forward_persistent_tensor_core<T, S>;
 }
+template <typename T, int R, bool S>
+auto kernel_entry(ForwardPersistent2dKernel<T, R, S>) {
+  return &lstm_forward_persistent2d<T, R, S>;
+}
 template <typename T>
 auto kernel_entry(BackwardPersistentKernel<T>) { return &lstm_backward_persistent<T>; }
 template <typename T>

@@ -24,6 +24,8 @@ template <typename T, bool kSave>
 struct ForwardPersistentKernel {};
 template <typename T, bool kSave>
 struct ForwardPersistentTensorCoreKernel {};
+template <typename T, int kRowsPerThread, bool kSave>
+struct ForwardPersistent2dKernel {};
 template <typename T>
 struct BackwardPersistentKernel {};
 template <typename T>
@@ -73,6 +75,10 @@ std::string name_expression(ForwardPersistentKernel<T, S>) {
 template <typename T, bool S>
 std::string name_expression(ForwardPersistentTensorCoreKernel<T, S>) {
   return instance_name<T>("lstm_forward_persistent_tensor_core", flag(S));
+}
+template <typename T, int R, bool S>
+std::string name_expression(ForwardPersistent2dKernel<T, R, S>) {
+  return instance_name<T>("lstm_forward_persistent2d", ", " + std::to_string(R) + flag(S));
 }
 template <typename T>
 std::string name_expression(BackwardPersistentKernel<T>) {

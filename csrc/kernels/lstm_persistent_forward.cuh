@@ -43,19 +43,27 @@ __device__ __forceinline__ void store_unit_cells(const PersistentForwardParams<T
   }
 }
 
-// Cell update of row b, unit j of a step from its recurrent products (one
-// per gate); c is the unit's cell state in shared memory.
+// The input projection of row b, unit j of a step: x W_ihᵀ + b, one per gate.
+template <typename T>
+__device__ __forceinline__ void load_pre_x(const PersistentForwardParams<T>& p,
+                                           const ScheduledStep& step, int b, int j,
+                                           acc_t<T> (&pre)[kNumGates]) {
+  const size_t gate0 = ((size_t)step.offset + b - p.row0) * kNumGates * p.hidden + j;
+  for (int g = 0; g < kNumGates; ++g) pre[g] = to_acc(p.pre_x[gate0 + (size_t)g * p.hidden]);
+}
+
+// Cell update of row b, unit j of a step from its pre-activations (input
+// projection plus recurrent product, one per gate); c is the unit's cell
+// state on chip.
 template <typename T, bool kSaveWorkspace>
 __device__ __forceinline__ void finish_persistent_cell(const PersistentForwardParams<T>& p,
                                                        const ScheduledStep& step, int b, int j,
-                                                       const acc_t<T> (&recurrent)[kNumGates],
+                                                       const acc_t<T> (&pre)[kNumGates],
                                                        acc_t<T>& c) {
   using Acc = acc_t<T>;
   const int H = p.hidden;
   const size_t row = (size_t)step.offset + b;
   const size_t gate0 = (row - p.row0) * kNumGates * H + j;
-  Acc pre[kNumGates];
-  for (int g = 0; g < kNumGates; ++g) pre[g] = recurrent[g] + to_acc(p.pre_x[gate0 + (size_t)g * H]);
   const CellState<Acc> s = cell_forward(pre[kGateI], pre[kGateF], pre[kGateG], pre[kGateO], c);
   c = s.c;
   p.output[row * H + j] = from_acc<T>(s.h);
@@ -122,7 +130,10 @@ lstm_forward_persistent(PersistentForwardParams<T> p) {
       for (int g = 0; g < kNumGates; ++g) acc[g] = sum_over_split(acc[g], lay.split);
       const int b = row0 + lay.row, j = j0 + lay.unit;
       if (lay.active && lay.part == 0 && b < step.rows && j < H) {
-        finish_persistent_cell<T, kSaveWorkspace>(p, step, b, j, acc, c_units[b * U + lay.unit]);
+        Acc pre[kNumGates];
+        load_pre_x(p, step, b, j, pre);
+        for (int g = 0; g < kNumGates; ++g) pre[g] += acc[g];
+        finish_persistent_cell<T, kSaveWorkspace>(p, step, b, j, pre, c_units[b * U + lay.unit]);
       }
     }
     // h_t of every block is written before any block reads it as h_{t-1}.

@@ -110,8 +110,10 @@ lstm_forward_persistent_tensor_core(PersistentForwardParams<T> p) {
         const int r = e / U, u = e % U, b = row0 + r, j = j0 + u;
         if (b >= step.rows || j >= H) continue;
         const float* g = gate_stage + r * gate_rows + u;
-        const float recurrent[kNumGates] = {g[0], g[U], g[2 * U], g[3 * U]};
-        finish_persistent_cell<T, kSaveWorkspace>(p, step, b, j, recurrent, c_units[b * U + u]);
+        float pre[kNumGates];
+        load_pre_x(p, step, b, j, pre);
+        for (int gate = 0; gate < kNumGates; ++gate) pre[gate] += g[gate * U];
+        finish_persistent_cell<T, kSaveWorkspace>(p, step, b, j, pre, c_units[b * U + u]);
       }
       __syncthreads();  // the next pass overwrites the gate tiles
     }

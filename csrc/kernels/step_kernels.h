@@ -18,7 +18,13 @@ namespace fastlstm {
 
 enum class StorageType { kFloat, kDouble, kHalf, kBFloat16 };
 
-enum class PersistentKernel { kForward, kForwardTensorCore, kBackward, kBackwardTensorCore };
+enum class PersistentKernel {
+  kForward,
+  kForwardTensorCore,
+  kForward2d,  // lstm_persistent2d.cuh, either rows-per-thread instance
+  kBackward,
+  kBackwardTensorCore,
+};
 
 template <typename T>
 constexpr StorageType storage_type_of();

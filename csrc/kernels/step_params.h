@@ -130,6 +130,40 @@ struct DeviceSchedule {
 // the recurrent gradients, kept in the accumulation type (float for half
 // and bfloat16) as the op's schema promises.
 
+// Tiles of the 2-D persistent kernels (lstm_persistent2d.cuh): block (x, y)
+// owns `units` hidden units (all four gate rows of each, W_hh's rows of them
+// in shared memory in the storage type) for `slice_rows` batch rows; a
+// thread computes all four gates of one unit for rows_per_thread rows, a
+// group of lanes sharing the columns, and a step takes as many passes over
+// the slice's rows as the threads need.
+struct Persistent2dTile {
+  static constexpr int kThreads = 256;
+  static constexpr int kStageElems = 8192;  // h of a pass's rows, columns staged per pass
+  static FASTLSTM_TILE_FN int rows_per_thread(int units, int slice_rows) {
+    return units * slice_rows <= kThreads ? 1 : 4;
+  }
+  // Rows of the slice one pass covers.
+  static FASTLSTM_TILE_FN int pass_rows(int units, int slice_rows) {
+    const int rows = kThreads / units * rows_per_thread(units, slice_rows);
+    return rows < slice_rows ? rows : slice_rows;
+  }
+  static FASTLSTM_TILE_FN int stage_cols(int hidden, int rows) {
+    return kStageElems / rows - 1 < hidden ? kStageElems / rows - 1 : hidden;
+  }
+  template <typename T>
+  static constexpr size_t weight_bytes(int units, int hidden) {
+    return ((size_t)4 * units * hidden * sizeof(T) + 15) / 16 * 16;
+  }
+  // Dynamic shared memory: the W_hh rows, the staged h, the slice's cells.
+  template <typename T>
+  static constexpr size_t forward_bytes(int hidden, int units, int slice_rows) {
+    const int rows = pass_rows(units, slice_rows);
+    return weight_bytes<T>(units, hidden) +
+           ((size_t)rows * (stage_cols(hidden, rows) + 1) + (size_t)slice_rows * units) *
+               sizeof(acc_t<T>);
+  }
+};
+
 // All steps [k_begin, k_end) of a layer direction in one cooperative launch
 // (no projection: P = H).
 template <typename T>
@@ -145,6 +179,11 @@ struct PersistentForwardParams {
   int k_begin, k_end, row0;  // visited steps of this launch; first row of pre_x/gates
   int batch, hidden, units;
   bool tensor_cores;         // half/bfloat16 with H % 16 == 0: the WMMA variant
+  // The 2-D kernel (lstm_persistent2d.cuh) where slice_rows > 0: rows per
+  // batch slice (grid.y slices), and per slice a counter, zero at launch, of
+  // the steps its blocks have finished.
+  int slice_rows;
+  int* step_counters;        // [ceil(batch / slice_rows)]
 };
 
 template <typename T>

@@ -154,6 +154,11 @@ class NvrtcStepKernels final : public DispatchedStepKernels<NvrtcStepKernels> {
       };
       switch (kernel) {
         case PersistentKernel::kBackward: return blocks(BackwardPersistentKernel<T>{});
+        case PersistentKernel::kForward2d:
+          return std::min(std::min(blocks(ForwardPersistent2dKernel<T, 1, true>{}),
+                                   blocks(ForwardPersistent2dKernel<T, 1, false>{})),
+                          std::min(blocks(ForwardPersistent2dKernel<T, 4, true>{}),
+                                   blocks(ForwardPersistent2dKernel<T, 4, false>{})));
         case PersistentKernel::kBackwardTensorCore:
           if constexpr (kHasTensorCoreKernels<T>) {
             return blocks(BackwardPersistentTensorCoreKernel<T>{});

@@ -42,8 +42,8 @@ class atomic_ref {
     __atomic_store_n(address_, value, __ATOMIC_SEQ_CST);
   }
 
+  // Checked as a store: a flag's waiters read it with load().
   T fetch_add(T value, memory_order order = memory_order_seq_cst, FASTLSTM_SIM_CALL_SITE) const {
-    ::fastlstm::sim::detail::atomic_observed(address_, acquires(order), FASTLSTM_SIM_WHERE);
     ::fastlstm::sim::detail::atomic_published(address_, releases(order), FASTLSTM_SIM_WHERE);
     return __atomic_fetch_add(address_, value, __ATOMIC_SEQ_CST);
   }

@@ -1,0 +1,170 @@
+// The 2-D persistent forward: all time steps of a layer direction (no
+// projection) in one cooperative launch whose grid splits the work both
+// ways. Block (x, y) owns `units` hidden units, all four gate rows of each,
+// with those rows of W_hh kept in shared memory in the storage type for the
+// whole sequence, and computes them for batch slice y (`slice_rows` rows).
+// So every SM has work at every batch: at small batch the grid spreads over
+// units, at large batch over slices too, where a 1-D split leaves blocks
+// looping over rows.
+//
+// A block reads h_{t-1} only of its own slice, written by the slice's blocks,
+// so instead of a grid-wide barrier each slice keeps a step counter: a block
+// adds one (release) when its part of h_t is written, and waits (acquire)
+// until every block of its slice has finished the previous step. The next
+// step's input projection is loaded before that wait. Threads: a group of
+// `split` lanes per (unit, kRows rows) tile shares the columns of the dot
+// products and sums them by a fixed butterfly: deterministic, no atomics in
+// any sum.
+#pragma once
+
+#include "kernel_prelude.cuh"
+
+#include "../gate_math.h"
+#include "convert.cuh"
+#include "lstm_persistent_forward.cuh"
+#include "persistent_schedule.cuh"
+#include "persistent_split.cuh"
+#include "step_params.h"
+
+namespace fastlstm {
+
+// Rows [r0, r0 + rows) of h_{t-1}, columns [k0, k0 + width), into the staging
+// tile (acc type, rows padded by one against bank conflicts).
+template <typename T>
+__device__ __forceinline__ void stage_slice_hidden(const PersistentForwardParams<T>& p,
+                                                   const ScheduledStep& step, int r0, int rows,
+                                                   int k0, int width, int stride,
+                                                   acc_t<T>* h_stage) {
+  const int H = p.hidden;
+  const T* h_prev = step.prev >= 0 ? p.output + (size_t)step.prev * H : nullptr;
+  for (int e = threadIdx.x; e < rows * width; e += blockDim.x) {
+    const int r = e / width, col = e % width, b = r0 + r;
+    h_stage[r * stride + col] = b < step.carried ? to_acc(h_prev[(size_t)b * H + k0 + col])
+                                                 : to_acc(p.h0[(size_t)b * H + k0 + col]);
+  }
+}
+
+// Waits until every block of this batch slice has finished `steps` steps of
+// this launch (thread 0 spins; the block meets it at a barrier).
+__device__ __forceinline__ void wait_for_slice(int* counter, int steps, int blocks_per_slice) {
+  if (threadIdx.x == 0 && steps > 0) {
+    cuda::atomic_ref<int, cuda::thread_scope_device> done(*counter);
+    while (done.load(cuda::memory_order_acquire) < steps * blocks_per_slice) __nanosleep(32);
+  }
+  __syncthreads();
+}
+
+// After a barrier: this block's part of the step is written.
+__device__ __forceinline__ void publish_step(int* counter) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    cuda::atomic_ref<int, cuda::thread_scope_device> done(*counter);
+    done.fetch_add(1, cuda::memory_order_release);
+  }
+}
+
+// One pass over rows [first_row, first_row + rows) of the slice at one step:
+// the recurrent products of this thread's unit and kRows rows, summed over
+// its lane group, then the cell update. pre holds the rows' input projection.
+template <typename T, int kRows, bool kSaveWorkspace>
+__device__ __forceinline__ void slice_pass(const PersistentForwardParams<T>& p,
+                                           const ScheduledStep& step, const SplitLayout& lay,
+                                           int first_row, int rows, const T* w_slice,
+                                           acc_t<T>* h_stage, acc_t<T>* c_slice,
+                                           acc_t<T> (&pre)[kRows][kNumGates]) {
+  using Acc = acc_t<T>;
+  const int H = p.hidden, U = p.units, r0 = blockIdx.y * p.slice_rows + first_row;
+  const int cols = Persistent2dTile::stage_cols(H, Persistent2dTile::pass_rows(U, p.slice_rows));
+  const int stride = cols + 1, mine = lay.row * kRows, j = blockIdx.x * U + lay.unit;
+  Acc acc[kRows][kNumGates] = {};
+  for (int k0 = 0; k0 < H; k0 += cols) {
+    const int width = min(cols, H - k0);
+    stage_slice_hidden(p, step, r0, rows, k0, width, stride, h_stage);
+    __syncthreads();
+    if (lay.active) {
+      const T* w = w_slice + (size_t)lay.unit * H + k0;
+      for (int kk = lay.part; kk < width; kk += lay.split) {
+        Acc wv[kNumGates];
+        for (int g = 0; g < kNumGates; ++g) wv[g] = to_acc(w[(size_t)g * U * H + kk]);
+        for (int i = 0; i < kRows; ++i) {
+          const Acc hv = mine + i < rows ? h_stage[(mine + i) * stride + kk] : Acc(0);
+          for (int g = 0; g < kNumGates; ++g) acc[i][g] += wv[g] * hv;
+        }
+      }
+    }
+    __syncthreads();  // the next pass overwrites the staging tile
+  }
+  for (int i = 0; i < kRows; ++i) {
+    for (int g = 0; g < kNumGates; ++g) acc[i][g] = sum_over_split(acc[i][g], lay.split);
+    if (lay.active && lay.part == 0 && j < H && mine + i < rows) {
+      for (int g = 0; g < kNumGates; ++g) pre[i][g] += acc[i][g];
+      finish_persistent_cell<T, kSaveWorkspace>(p, step, r0 + mine + i, j, pre[i],
+                                                c_slice[(first_row + mine + i) * U + lay.unit]);
+    }
+  }
+}
+
+// The input projection of this thread's rows of a pass (its lane group's
+// first lane only: the others do not finish cells).
+template <typename T, int kRows>
+__device__ __forceinline__ void load_pass_pre_x(const PersistentForwardParams<T>& p,
+                                                const ScheduledStep& step, const SplitLayout& lay,
+                                                int first_row, int rows,
+                                                acc_t<T> (&pre)[kRows][kNumGates]) {
+  const int j = blockIdx.x * p.units + lay.unit, mine = lay.row * kRows;
+  const int r0 = blockIdx.y * p.slice_rows + first_row;
+  for (int i = 0; i < kRows; ++i) {
+    if (lay.active && lay.part == 0 && j < p.hidden && mine + i < rows) {
+      load_pre_x(p, step, r0 + mine + i, j, pre[i]);
+    }
+  }
+}
+
+template <typename T, int kRows, bool kSaveWorkspace>
+__global__ void __launch_bounds__(Persistent2dTile::kThreads, 1)
+lstm_forward_persistent2d(PersistentForwardParams<T> p) {
+  using Acc = acc_t<T>;
+  constexpr int kThreads = Persistent2dTile::kThreads;
+  FASTLSTM_DYNAMIC_SHARED(unsigned char, shared_bytes);
+  const int H = p.hidden, U = p.units, BS = p.slice_rows;
+  const int pass = Persistent2dTile::pass_rows(U, BS);
+  const int stride = Persistent2dTile::stage_cols(H, pass) + 1;
+  T* w_slice = reinterpret_cast<T*>(shared_bytes);  // [4U][H]: row g*U + u
+  Acc* h_stage =
+      reinterpret_cast<Acc*>(shared_bytes + Persistent2dTile::weight_bytes<T>(U, H));  // [pass][stride]
+  Acc* c_slice = h_stage + (size_t)pass * stride;                                       // [BS][U]
+
+  const int tid = threadIdx.x, j0 = blockIdx.x * U, r0 = blockIdx.y * BS;
+  int* counter = p.step_counters + blockIdx.y;
+  const SplitLayout lay = split_layout(U, (pass + kRows - 1) / kRows, tid);  // lay.row: kRows rows
+  for (int e = tid; e < 4 * U * H; e += kThreads) {
+    const int r = e / H, k = e % H, unit = j0 + r % U;
+    w_slice[e] = unit < H ? p.w_hh[(size_t)((r / U) * H + unit) * H + k] : from_acc<T>(Acc(0));
+  }
+  for (int e = tid; e < BS * U; e += kThreads) {
+    const int b = r0 + e / U, unit = j0 + e % U;
+    c_slice[e] = b < p.batch && unit < H ? p.c_state[(size_t)b * H + unit] : Acc(0);
+  }
+  __syncthreads();
+
+  for (int k = p.k_begin; k < p.k_end; ++k) {
+    const ScheduledStep step = scheduled_step(p.sched, k);
+    const int rows = min(BS, step.rows - r0);  // of this slice, at this step
+    Acc pre[kRows][kNumGates];
+    load_pass_pre_x(p, step, lay, 0, min(pass, rows), pre);  // before the wait
+    wait_for_slice(counter, k - p.k_begin, gridDim.x);
+    for (int first = 0; first < rows; first += pass) {
+      if (first > 0) load_pass_pre_x(p, step, lay, first, min(pass, rows - first), pre);
+      slice_pass<T, kRows, kSaveWorkspace>(p, step, lay, first, min(pass, rows - first), w_slice,
+                                           h_stage, c_slice, pre);
+    }
+    publish_step(counter);
+  }
+  for (int e = tid; e < BS * U; e += kThreads) {
+    const int b = r0 + e / U, unit = j0 + e % U;
+    if (b < p.batch && unit < H) p.c_state[(size_t)b * H + unit] = c_slice[e];
+  }
+}
+
+}  // namespace fastlstm
