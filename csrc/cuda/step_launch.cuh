@@ -101,6 +101,10 @@ int persistent_capacity(PersistentKernel kernel, size_t shared_bytes) {
   if (kernel == PersistentKernel::kBackward) {
     return resident_blocks(BackwardPersistentKernel<T>{}, shared_bytes, device);
   }
+  if (kernel == PersistentKernel::kBackward2d) {
+    return std::min(resident_blocks(BackwardPersistent2dKernel<T, 1>{}, shared_bytes, device),
+                    resident_blocks(BackwardPersistent2dKernel<T, 4>{}, shared_bytes, device));
+  }
   if (kernel == PersistentKernel::kForward2d) {
     return std::min(
         std::min(resident_blocks(ForwardPersistent2dKernel<T, 1, true>{}, shared_bytes, device),

@@ -98,6 +98,13 @@ KernelChoice variant_choice(StepVariant v) {
   }
 }
 
+// The 2-D kernels' step counters, one per batch slice, zeroed for a launch;
+// none for the 1-D kernels.
+Tensor slice_step_counters(const PersistentPlan& plan, int64_t batch, const at::TensorOptions& on) {
+  if (plan.slice_rows == 0) return Tensor();
+  return at::zeros({ceil_div(static_cast<int>(batch), plan.slice_rows)}, on.dtype(at::kInt));
+}
+
 // A host vector on the device. From pageable memory a copy to a GPU waits for
 // the stream to drain, stalling the host at every launch; from pinned memory
 // it is queued like a kernel.
@@ -160,7 +167,7 @@ void forward_persistent(const StepKernels& kernels, const LayerArgs& a,
   const StepSchedule& sched = a.schedule;
   const bool reverse = a.reverse, save = a.save_workspace;
   const Tensor device_sched = device_schedule(sched, f.output.device());
-  Tensor step_counters;  // zeroed for each launch: the 2-D kernel's flags
+  Tensor step_counters;
   for (const StepChunk& chunk : step_chunks(sched, reverse, chunk_rows_for(save))) {
     Tensor pre = project_chunk(chunk, save, f);
     PersistentForwardParams<T> p{};
@@ -180,11 +187,8 @@ void forward_persistent(const StepKernels& kernels, const LayerArgs& a,
     p.units = plan.units;
     p.tensor_cores = plan.tensor_cores;
     p.slice_rows = plan.slice_rows;
-    if (plan.slice_rows > 0) {
-      step_counters = at::zeros({ceil_div(p.batch, plan.slice_rows)},
-                                f.output.options().dtype(at::kInt));
-      p.step_counters = step_counters.data_ptr<int>();
-    }
+    step_counters = slice_step_counters(plan, s.batch, f.output.options());
+    p.step_counters = data_or_null<int>(step_counters, step_counters.defined());
     kernels.forward_persistent(p, save);
   }
 }
@@ -267,6 +271,9 @@ void backward_persistent(const StepKernels& kernels, const LayerArgs& a,
   p.hidden = static_cast<int>(s.hidden);
   p.units = plan.units;
   p.tensor_cores = plan.tensor_cores;
+  p.slice_rows = plan.slice_rows;
+  const Tensor step_counters = slice_step_counters(plan, s.batch, b.gates.options());
+  p.step_counters = data_or_null<int>(step_counters, step_counters.defined());
   kernels.backward_persistent(p);
 }
 

@@ -75,12 +75,13 @@ PersistentPlan plan_persistent(const StepKernels& kernels, const LayerShape& s, 
           "its W_hh slices and per-row state do not fit on chip at this hidden size and batch"};
 }
 
-// The 2-D forward: of the cuts whose grid is co-resident, the one with the
+// The 2-D kernels: of the cuts whose grid is co-resident, the one with the
 // shortest step by a simple model: a block's FMAs over its 256 threads, plus
-// its staging of h_{t-1} from L2 (a 64-byte line a cycle), both growing with
-// its share of the work.
+// its staging from L2 (a 64-byte line a cycle) of h_{t-1} (forward) or of
+// the step's dgates (backward, 4H a row), both growing with its share.
 template <typename T>
-PersistentPlan plan_persistent_2d(const StepKernels& kernels, const LayerShape& s) {
+PersistentPlan plan_persistent_2d(const StepKernels& kernels, const LayerShape& s,
+                                  bool backward) {
   if (s.proj != s.hidden) return {0, false, 0, "a projection (proj_size) runs on the step kernels"};
   const int H = static_cast<int>(s.hidden), B = static_cast<int>(s.batch);
   struct Cut {
@@ -96,17 +97,20 @@ PersistentPlan plan_persistent_2d(const StepKernels& kernels, const LayerShape& 
       const int blocks = ceil_div(H, units) * ceil_div(std::max(B, 1), rows);
       if (blocks > 8 * kernels.multiprocessors()) continue;
       const double fmas = 4.0 * units * rows * H / Persistent2dTile::kThreads;
-      const double staging = double(rows) * H * sizeof(acc_t<T>) / 64.0;
+      const double staging = double(rows) * (backward ? 4 : 1) * H * sizeof(acc_t<T>) / 64.0;
       cuts.push_back({units, rows, blocks, fmas + staging});
     }
   }
   std::sort(cuts.begin(), cuts.end(), [](const Cut& a, const Cut& b) {
     return a.cost != b.cost ? a.cost < b.cost : a.blocks < b.blocks;
   });
+  const PersistentKernel kernel =
+      backward ? PersistentKernel::kBackward2d : PersistentKernel::kForward2d;
   for (const Cut& cut : cuts) {
-    const size_t bytes = Persistent2dTile::forward_bytes<T>(H, cut.units, cut.slice_rows);
-    if (kernels.persistent_capacity(storage_type_of<T>(), PersistentKernel::kForward2d, bytes) >=
-        cut.blocks) {
+    const size_t bytes = backward
+                             ? Persistent2dTile::backward_bytes<T>(H, cut.units, cut.slice_rows)
+                             : Persistent2dTile::forward_bytes<T>(H, cut.units, cut.slice_rows);
+    if (kernels.persistent_capacity(storage_type_of<T>(), kernel, bytes) >= cut.blocks) {
       return {cut.units, false, cut.slice_rows, ""};
     }
   }
@@ -114,26 +118,23 @@ PersistentPlan plan_persistent_2d(const StepKernels& kernels, const LayerShape& 
 }
 
 // Whether a persistent kernel runs: forced, refused, or the auto rule: the
-// 2-D forward where it fits, else the 1-D kernels up to kPersistentMaxBatch.
-// The 2-D kernel is forward only: forcing it leaves the backward to the auto
-// rule of the 1-D kernels.
+// 2-D kernels where they fit, else the 1-D ones up to kPersistentMaxBatch.
 template <typename T>
 PersistentPlan choose_persistent(const StepKernels& kernels, const LayerArgs& a, bool backward) {
   const KernelChoice k = a.kernel;
   const LayerShape& s = a.shape;
-  const bool two_d = !backward && (k == KernelChoice::kAuto || k == KernelChoice::kPersistent2d);
   const bool one_d = k == KernelChoice::kPersistent || k == KernelChoice::kPersistentTensorCore;
-  const bool auto_1d = k == KernelChoice::kAuto || (backward && k == KernelChoice::kPersistent2d);
   PersistentPlan plan;
-  if (two_d) plan = plan_persistent_2d<T>(kernels, s);
-  if (plan.units == 0 && (one_d || auto_1d)) {
-    plan = plan_persistent<T>(kernels, s, backward, k == KernelChoice::kPersistentTensorCore);
-    if (auto_1d && s.batch > kPersistentMaxBatch) plan = {};
+  if (k == KernelChoice::kAuto || k == KernelChoice::kPersistent2d) {
+    plan = plan_persistent_2d<T>(kernels, s, backward);
   }
-  const bool forced = one_d || (!backward && k == KernelChoice::kPersistent2d);
-  TORCH_CHECK(!forced || plan.units > 0, "fastlstm: kernel='", kernel_choice_name(k),
-              "' cannot run this layer (hidden ", s.hidden, ", batch ", s.batch, "): ",
-              plan.why_not);
+  if (plan.units == 0 && (one_d || k == KernelChoice::kAuto)) {
+    plan = plan_persistent<T>(kernels, s, backward, k == KernelChoice::kPersistentTensorCore);
+    if (k == KernelChoice::kAuto && s.batch > kPersistentMaxBatch) plan = {};
+  }
+  TORCH_CHECK(!(one_d || k == KernelChoice::kPersistent2d) || plan.units > 0,
+              "fastlstm: kernel='", kernel_choice_name(k), "' cannot run this layer (hidden ",
+              s.hidden, ", batch ", s.batch, "): ", plan.why_not);
   return plan;
 }
 

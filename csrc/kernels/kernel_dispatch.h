@@ -134,7 +134,20 @@ void dispatch_persistent_forward(const PersistentForwardParams<T>& p, bool save,
 }
 
 template <typename T, typename Launch>
+void dispatch_persistent_backward_2d(const PersistentBackwardParams<T>& p, Launch&& launch) {
+  const LaunchConfig c{(unsigned)ceil_div(p.hidden, p.units),
+                       (unsigned)ceil_div(p.batch, p.slice_rows), Persistent2dTile::kThreads,
+                       Persistent2dTile::backward_bytes<T>(p.hidden, p.units, p.slice_rows), true};
+  if (Persistent2dTile::rows_per_thread(p.units, p.slice_rows) > 1) {
+    launch(c, BackwardPersistent2dKernel<T, 4>{}, p);
+  } else {
+    launch(c, BackwardPersistent2dKernel<T, 1>{}, p);
+  }
+}
+
+template <typename T, typename Launch>
 void dispatch_persistent_backward(const PersistentBackwardParams<T>& p, Launch&& launch) {
+  if (p.slice_rows > 0) return dispatch_persistent_backward_2d(p, launch);
   const LaunchConfig c{(unsigned)ceil_div(p.hidden, p.units), 1, PersistentTile::kThreads,
                        persistent_backward_bytes(p), true};
   if constexpr (kHasTensorCoreKernels<T>) {
@@ -174,10 +187,11 @@ void for_each_kernel_instance(Visit&& visit) {
     for (bool save : {false, true}) dispatch_persistent_forward(fp, save, record);
     dispatch_persistent_backward(bp, record);
   }
-  fp.tensor_cores = false;
+  fp.tensor_cores = bp.tensor_cores = false;
   for (int slice_rows : {1, 64}) {  // one row per thread, and four
-    fp.slice_rows = slice_rows;
+    fp.slice_rows = bp.slice_rows = slice_rows;
     for (bool save : {false, true}) dispatch_persistent_forward(fp, save, record);
+    dispatch_persistent_backward(bp, record);
   }
   dispatch_gate_activations<T>(nullptr, nullptr, nullptr, 1, record);
 }

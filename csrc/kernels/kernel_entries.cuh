@@ -29,6 +29,10 @@ auto kernel_entry(ForwardPersistent2dKernel<T, R, S>) {
 }
 template <typename T>
 auto kernel_entry(BackwardPersistentKernel<T>) { return &lstm_backward_persistent<T>; }
+template <typename T, int R>
+auto kernel_entry(BackwardPersistent2dKernel<T, R>) {
+  return &lstm_backward_persistent2d<T, R>;
+}
 template <typename T>
 auto kernel_entry(BackwardPersistentTensorCoreKernel<T>) {
   return &lstm_backward_persistent_tensor_core<T>;

@@ -28,6 +28,8 @@ template <typename T, int kRowsPerThread, bool kSave>
 struct ForwardPersistent2dKernel {};
 template <typename T>
 struct BackwardPersistentKernel {};
+template <typename T, int kRowsPerThread>
+struct BackwardPersistent2dKernel {};
 template <typename T>
 struct BackwardPersistentTensorCoreKernel {};
 template <typename T>
@@ -83,6 +85,10 @@ std::string name_expression(ForwardPersistent2dKernel<T, R, S>) {
 template <typename T>
 std::string name_expression(BackwardPersistentKernel<T>) {
   return instance_name<T>("lstm_backward_persistent");
+}
+template <typename T, int R>
+std::string name_expression(BackwardPersistent2dKernel<T, R>) {
+  return instance_name<T>("lstm_backward_persistent2d", ", " + std::to_string(R));
 }
 template <typename T>
 std::string name_expression(BackwardPersistentTensorCoreKernel<T>) {

@@ -1,6 +1,6 @@
-// The 2-D persistent forward: all time steps of a layer direction (no
-// projection) in one cooperative launch whose grid splits the work both
-// ways. Block (x, y) owns `units` hidden units, all four gate rows of each,
+// The 2-D persistent kernels, forward and backward: all time steps of a
+// layer direction (no projection) in one cooperative launch whose grid
+// splits the work both ways. Block (x, y) owns `units` hidden units, all four gate rows of each,
 // with those rows of W_hh kept in shared memory in the storage type for the
 // whole sequence, and computes them for batch slice y (`slice_rows` rows).
 // So every SM has work at every batch: at small batch the grid spreads over
@@ -11,7 +11,11 @@
 // so instead of a grid-wide barrier each slice keeps a step counter: a block
 // adds one (release) when its part of h_t is written, and waits (acquire)
 // until every block of its slice has finished the previous step. The next
-// step's input projection is loaded before that wait. Threads: a group of
+// step's input projection is loaded before that wait. The backward mirrors
+// it with W_hh's columns of the units (a slice of W_hhᵀ) on chip: per step
+// the gate gradients of its units and rows, a publish, and once every block
+// of the slice has published, dL/dh_{t-1} of its units from the slice's
+// dgates. Threads: a group of
 // `split` lanes per (unit, kRows rows) tile shares the columns of the dot
 // products and sums them by a fixed butterfly: deterministic, no atomics in
 // any sum.
@@ -21,6 +25,7 @@
 
 #include "../gate_math.h"
 #include "convert.cuh"
+#include "lstm_persistent_backward.cuh"
 #include "lstm_persistent_forward.cuh"
 #include "persistent_schedule.cuh"
 #include "persistent_split.cuh"
@@ -164,6 +169,87 @@ lstm_forward_persistent2d(PersistentForwardParams<T> p) {
   for (int e = tid; e < BS * U; e += kThreads) {
     const int b = r0 + e / U, unit = j0 + e % U;
     if (b < p.batch && unit < H) p.c_state[(size_t)b * H + unit] = c_slice[e];
+  }
+}
+
+// Phase B of the backward over rows [first_row, first_row + rows) of the
+// slice: dL/dh_{t-1} of this thread's unit and kRows rows = the rows' dgates
+// (every block's, through L2) times W_hh's column of the unit.
+template <typename T, int kRows>
+__device__ __forceinline__ void slice_dh_pass(const PersistentBackwardParams<T>& p,
+                                              const ScheduledStep& step, const SplitLayout& lay,
+                                              int first_row, int rows, const T* w_slice,
+                                              acc_t<T>* dg_stage, acc_t<T>* dh_units) {
+  using Acc = acc_t<T>;
+  const int H = p.hidden, U = p.units, depth = kNumGates * H;
+  const int r0 = blockIdx.y * p.slice_rows + first_row;
+  const int cols = Persistent2dTile::stage_cols(depth, Persistent2dTile::pass_rows(U, p.slice_rows));
+  const int stride = cols + 1, mine = lay.row * kRows, j0 = blockIdx.x * U;
+  const T* dgates_step = p.dgates + (size_t)step.offset * depth;
+  Acc acc[kRows] = {};
+  for (int n0 = 0; n0 < depth; n0 += cols) {
+    const int width = min(cols, depth - n0);
+    for (int e = threadIdx.x; e < rows * width; e += blockDim.x) {
+      const int r = e / width, n = e % width;
+      dg_stage[r * stride + n] = to_acc(dgates_step[(size_t)(r0 + r) * depth + n0 + n]);
+    }
+    __syncthreads();
+    if (lay.active) {
+      const T* w = w_slice + (size_t)lay.unit * depth + n0;
+      for (int nn = lay.part; nn < width; nn += lay.split) {
+        const Acc wv = to_acc(w[nn]);
+        for (int i = 0; i < kRows; ++i) {
+          if (mine + i < rows) acc[i] += dg_stage[(mine + i) * stride + nn] * wv;
+        }
+      }
+    }
+    __syncthreads();  // the next pass overwrites the staging tile
+  }
+  for (int i = 0; i < kRows; ++i) {
+    acc[i] = sum_over_split(acc[i], lay.split);
+    if (lay.active && lay.part == 0 && j0 + lay.unit < H && mine + i < rows) {
+      finish_unit_dh(p, step, r0 + mine + i, first_row + mine + i, lay.unit, j0, acc[i],
+                     dh_units);
+    }
+  }
+}
+
+template <typename T, int kRows>
+__global__ void __launch_bounds__(Persistent2dTile::kThreads, 1)
+lstm_backward_persistent2d(PersistentBackwardParams<T> p) {
+  using Acc = acc_t<T>;
+  constexpr int kThreads = Persistent2dTile::kThreads;
+  FASTLSTM_DYNAMIC_SHARED(unsigned char, shared_bytes);
+  const int H = p.hidden, U = p.units, BS = p.slice_rows, depth = kNumGates * H;
+  const int pass = Persistent2dTile::pass_rows(U, BS);
+  const int stride = Persistent2dTile::stage_cols(depth, pass) + 1;
+  T* w_slice = reinterpret_cast<T*>(shared_bytes);  // [U][4H]: W_hh[n, j0 + u]
+  Acc* dg_stage =
+      reinterpret_cast<Acc*>(shared_bytes + Persistent2dTile::weight_bytes<T>(U, H));  // [pass][stride]
+  Acc* dh_units = dg_stage + (size_t)pass * stride;  // [BS][U]: dL/dh_t from step t+1
+  Acc* dc_units = dh_units + (size_t)BS * U;         // [BS][U]: dL/dc_t from step t+1
+
+  const int tid = threadIdx.x, j0 = blockIdx.x * U, r0 = blockIdx.y * BS;
+  int* counter = p.step_counters + blockIdx.y;
+  const SplitLayout lay = split_layout(U, (pass + kRows - 1) / kRows, tid);
+  for (int e = tid; e < U * depth; e += kThreads) {
+    const int u = e / depth, n = e % depth, j = j0 + u;
+    w_slice[e] = j < H ? p.w_hh[(size_t)n * H + j] : from_acc<T>(Acc(0));
+  }
+  load_unit_grads(p, j0, r0, BS, dh_units, dc_units);
+  __syncthreads();
+
+  for (int k = p.sched.steps - 1, done = 0; k >= 0; --k, ++done) {
+    const ScheduledStep step = scheduled_step(p.sched, k);
+    const int rows = min(BS, step.rows - r0);  // of this slice, at this step
+    unit_gate_grads(p, step, j0, r0, max(rows, 0), dh_units, dc_units);  // A
+    publish_step(counter);
+    wait_for_slice(counter, done + 1, gridDim.x);
+    for (int first = 0; first < rows; first += pass) {  // B
+      slice_dh_pass<T, kRows>(p, step, lay, first, min(pass, rows - first), w_slice, dg_stage,
+                              dh_units);
+    }
+    __syncthreads();  // the next step's A reads dh_units written here by other threads
   }
 }
 

@@ -24,29 +24,33 @@
 
 namespace fastlstm {
 
-// dL/dh and dL/dc of the block's units, [B][U] in shared memory, from
-// grad_h_n and grad_c_n.
+// dL/dh and dL/dc of the block's units for batch rows [r0, r0 + rows),
+// [rows][U] in shared memory, from grad_h_n and grad_c_n.
 template <typename T>
 __device__ __forceinline__ void load_unit_grads(const PersistentBackwardParams<T>& p, int j0,
-                                                acc_t<T>* dh_units, acc_t<T>* dc_units) {
-  for (int e = threadIdx.x; e < p.batch * p.units; e += blockDim.x) {
-    const int j = j0 + e % p.units;
-    const size_t cell = (size_t)(e / p.units) * p.hidden + j;
-    dh_units[e] = j < p.hidden ? p.grad_h_n[cell] : acc_t<T>(0);
-    dc_units[e] = j < p.hidden ? p.grad_c_n[cell] : acc_t<T>(0);
+                                                int r0, int rows, acc_t<T>* dh_units,
+                                                acc_t<T>* dc_units) {
+  for (int e = threadIdx.x; e < rows * p.units; e += blockDim.x) {
+    const int b = r0 + e / p.units, j = j0 + e % p.units;
+    const bool inside = b < p.batch && j < p.hidden;
+    const size_t cell = (size_t)b * p.hidden + j;
+    dh_units[e] = inside ? p.grad_h_n[cell] : acc_t<T>(0);
+    dc_units[e] = inside ? p.grad_c_n[cell] : acc_t<T>(0);
   }
 }
 
-// Phase A of a step: the gate gradients of the block's units into dgates,
-// and dL/dc_{t-1} into dc_units (and grad_c0 for rows that started from c0).
+// Phase A of a step for batch rows [r0, r0 + rows): the gate gradients of
+// the block's units into dgates, and dL/dc_{t-1} into dc_units (and grad_c0
+// for rows that started from c0).
 template <typename T>
 __device__ __forceinline__ void unit_gate_grads(const PersistentBackwardParams<T>& p,
-                                                const ScheduledStep& step, int j0,
-                                                const acc_t<T>* dh_units, acc_t<T>* dc_units) {
+                                                const ScheduledStep& step, int j0, int r0,
+                                                int rows, const acc_t<T>* dh_units,
+                                                acc_t<T>* dc_units) {
   using Acc = acc_t<T>;
   const int H = p.hidden, U = p.units;
-  for (int e = threadIdx.x; e < step.rows * U; e += blockDim.x) {
-    const int b = e / U, j = j0 + e % U;
+  for (int e = threadIdx.x; e < rows * U; e += blockDim.x) {
+    const int b = r0 + e / U, j = j0 + e % U;
     if (j >= H) continue;
     const size_t row = (size_t)step.offset + b, cell = row * H + j;
     const Acc* g = p.gates + row * kNumGates * H + j;
@@ -62,13 +66,13 @@ __device__ __forceinline__ void unit_gate_grads(const PersistentBackwardParams<T
   }
 }
 
-// End of phase B for row b, unit u: dL/dh_{t-1} for the next step, and
-// grad_h0 for a row that started from h0.
+// End of phase B for row b (the slice's row `local`), unit u: dL/dh_{t-1}
+// for the next step, and grad_h0 for a row that started from h0.
 template <typename T>
 __device__ __forceinline__ void finish_unit_dh(const PersistentBackwardParams<T>& p,
-                                               const ScheduledStep& step, int b, int u, int j0,
-                                               acc_t<T> dh, acc_t<T>* dh_units) {
-  dh_units[b * p.units + u] = dh;
+                                               const ScheduledStep& step, int b, int local, int u,
+                                               int j0, acc_t<T> dh, acc_t<T>* dh_units) {
+  dh_units[local * p.units + u] = dh;
   if (b >= step.carried) p.grad_h0[(size_t)b * p.hidden + j0 + u] = dh;
 }
 
@@ -93,12 +97,12 @@ lstm_backward_persistent(PersistentBackwardParams<T> p) {
     const int u = e / depth_total, n = e % depth_total, j = j0 + u;
     w_slice[(size_t)u * (depth_total + 1) + n] = j < H ? to_acc(p.w_hh[(size_t)n * H + j]) : Acc(0);
   }
-  load_unit_grads(p, j0, dh_units, dc_units);
+  load_unit_grads(p, j0, 0, p.batch, dh_units, dc_units);
   __syncthreads();
 
   for (int k = p.sched.steps - 1; k >= 0; --k) {
     const ScheduledStep step = scheduled_step(p.sched, k);
-    unit_gate_grads(p, step, j0, dh_units, dc_units);  // A
+    unit_gate_grads(p, step, j0, 0, step.rows, dh_units, dc_units);  // A
     grid.sync();
     const T* dgates_step = p.dgates + (size_t)step.offset * depth_total;
     for (int row0 = 0; row0 < step.rows; row0 += lay.rows) {  // B
@@ -121,7 +125,7 @@ lstm_backward_persistent(PersistentBackwardParams<T> p) {
       acc = sum_over_split(acc, lay.split);
       const int b = row0 + lay.row, j = j0 + lay.unit;
       if (lay.active && lay.part == 0 && b < step.rows && j < H) {
-        finish_unit_dh(p, step, b, lay.unit, j0, acc, dh_units);
+        finish_unit_dh(p, step, b, b, lay.unit, j0, acc, dh_units);
       }
     }
     __syncthreads();  // the next step's A reads dh_units written here by other threads

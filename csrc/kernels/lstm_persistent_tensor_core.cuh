@@ -146,12 +146,12 @@ lstm_backward_persistent_tensor_core(PersistentBackwardParams<T> p) {
     if (u < U && j < H) w = p.w_hh[(size_t)n * H + j];
     w_slice[(size_t)u * w_stride + n] = w;
   }
-  load_unit_grads(p, j0, dh_units, dc_units);
+  load_unit_grads(p, j0, 0, p.batch, dh_units, dc_units);
   __syncthreads();
 
   for (int k = p.sched.steps - 1; k >= 0; --k) {
     const ScheduledStep step = scheduled_step(p.sched, k);
-    unit_gate_grads(p, step, j0, dh_units, dc_units);  // A
+    unit_gate_grads(p, step, j0, 0, step.rows, dh_units, dc_units);  // A
     grid.sync();
     const T* dgates_step = p.dgates + (size_t)step.offset * depth_total;
     const auto dgates_of = [&](int b, int n) { return dgates_step[(size_t)b * depth_total + n]; };
@@ -161,7 +161,7 @@ lstm_backward_persistent_tensor_core(PersistentBackwardParams<T> p) {
       for (int e = tid; e < kRows * U; e += kThreads) {
         const int r = e / U, u = e % U, b = row0 + r;
         if (b < step.rows && j0 + u < H) {
-          finish_unit_dh(p, step, b, u, j0, dh_stage[r * unit_cols + u], dh_units);
+          finish_unit_dh(p, step, b, b, u, j0, dh_stage[r * unit_cols + u], dh_units);
         }
       }
       __syncthreads();  // the next pass (or step) reads dh_units, overwrites dh_stage

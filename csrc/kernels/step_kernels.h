@@ -24,6 +24,7 @@ enum class PersistentKernel {
   kForward2d,  // lstm_persistent2d.cuh, either rows-per-thread instance
   kBackward,
   kBackwardTensorCore,
+  kBackward2d,  // lstm_persistent2d.cuh, either rows-per-thread instance
 };
 
 template <typename T>

@@ -151,15 +151,25 @@ struct Persistent2dTile {
     return kStageElems / rows - 1 < hidden ? kStageElems / rows - 1 : hidden;
   }
   template <typename T>
-  static constexpr size_t weight_bytes(int units, int hidden) {
+  static FASTLSTM_TILE_FN size_t weight_bytes(int units, int hidden) {
     return ((size_t)4 * units * hidden * sizeof(T) + 15) / 16 * 16;
   }
-  // Dynamic shared memory: the W_hh rows, the staged h, the slice's cells.
+  // Dynamic shared memory of the forward: the W_hh rows, the staged h, the
+  // slice's cells.
   template <typename T>
   static constexpr size_t forward_bytes(int hidden, int units, int slice_rows) {
     const int rows = pass_rows(units, slice_rows);
     return weight_bytes<T>(units, hidden) +
            ((size_t)rows * (stage_cols(hidden, rows) + 1) + (size_t)slice_rows * units) *
+               sizeof(acc_t<T>);
+  }
+  // Of the backward: W_hh's columns of the units, the staged dgates (4H a
+  // row), the slice's dL/dh and dL/dc.
+  template <typename T>
+  static constexpr size_t backward_bytes(int hidden, int units, int slice_rows) {
+    const int rows = pass_rows(units, slice_rows);
+    return weight_bytes<T>(units, hidden) +
+           ((size_t)rows * (stage_cols(4 * hidden, rows) + 1) + (size_t)2 * slice_rows * units) *
                sizeof(acc_t<T>);
   }
 };
@@ -201,6 +211,8 @@ struct PersistentBackwardParams {
   DeviceSchedule sched;
   int batch, hidden, units;
   bool tensor_cores;         // half/bfloat16 with H % 16 == 0: the WMMA variant
+  int slice_rows;            // as PersistentForwardParams: the 2-D kernel where > 0
+  int* step_counters;        // [ceil(batch / slice_rows)]
 };
 
 template <typename T>

@@ -154,6 +154,9 @@ class NvrtcStepKernels final : public DispatchedStepKernels<NvrtcStepKernels> {
       };
       switch (kernel) {
         case PersistentKernel::kBackward: return blocks(BackwardPersistentKernel<T>{});
+        case PersistentKernel::kBackward2d:
+          return std::min(blocks(BackwardPersistent2dKernel<T, 1>{}),
+                          blocks(BackwardPersistent2dKernel<T, 4>{}));
         case PersistentKernel::kForward2d:
           return std::min(std::min(blocks(ForwardPersistent2dKernel<T, 1, true>{}),
                                    blocks(ForwardPersistent2dKernel<T, 1, false>{})),
