@@ -16,7 +16,7 @@ enum class KernelChoice : int {
   kStepWide,
   kTensorCore,            // the WMMA step kernels (half and bfloat16)
   kPersistent,
-  kPersistentTensorCore,  // the WMMA persistent kernels (half and bfloat16)
+  kPersistentTensorCore,  // the 2-D forward on WMMA (half, bfloat16; float as TF32)
   kPersistent2d,          // the forward split over units and batch slices, flags per slice
 };
 

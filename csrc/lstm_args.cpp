@@ -1,5 +1,6 @@
 #include "lstm_args.h"
 
+#include <ATen/Context.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
@@ -132,6 +133,8 @@ at::ScalarType compute_dtype(at::ScalarType storage) {
 
 LayerArgs checked(LayerArgs args) {
   args.shape = layer_shape(args);
+  args.allow_tf32 = args.input.scalar_type() == at::kFloat &&
+                    at::globalContext().allowTF32CuDNN(at::Float32Op::RNN);
   args.schedule = make_schedule(args.shape, args.batch_sizes);
   return args;
 }

@@ -37,6 +37,9 @@ struct LayerArgs {
   bool reverse = false;
   bool save_workspace = false;
   KernelChoice kernel = KernelChoice::kAuto;
+  // Float32 products may run as TF32: torch allows it for cuDNN's RNNs
+  // (torch.backends.cudnn.allow_tf32, on by default), and so do we.
+  bool allow_tf32 = false;
   LayerShape shape{};
   StepSchedule schedule;
 };

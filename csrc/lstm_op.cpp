@@ -40,6 +40,8 @@ TORCH_LIBRARY(fastlstm, m) {
         "str[] lowered, str[] options)",
         &fastlstm::nvrtc::nvrtc_compile_op);
   m.def("_nvrtc_cache(str dtype, int arch) -> bool", &fastlstm::nvrtc::nvrtc_cache_op);
+  m.def("_nvrtc_ptx(str dtype, int arch) -> (str ptx, str[] instances, str[] lowered)",
+        &fastlstm::nvrtc::nvrtc_ptx_op);
   // The CPU engine's instruction set (avx512, avx2 or generic), for reports.
   m.def("_cpu_engine() -> str", &fastlstm::cpu::cpu_engine_name);
 }

@@ -5,8 +5,9 @@ instead (what a first use would do; say which arch a deployment's GPUs
 have), and reports for each compile whether the cache held it. Prints each instance's registers,
 stack frame, spills and static shared memory from ptxas's report, and exits
 non-zero when a compile fails, an instance is missing from the report, or
-a kernel matching a --no-spills PATTERN spills, or one matching a --no-stack
-PATTERN keeps a stack frame (local memory)."""
+a kernel matching a --no-spills PATTERN spills, one matching a --no-stack
+PATTERN keeps a stack frame (local memory), or one matching a --mma PATTERN
+has no Tensor Core instruction (mma) in its PTX for compute_<arch>."""
 import argparse
 import re
 import sys
@@ -55,6 +56,28 @@ def fill_cache(archs, dtypes):
     return 0
 
 
+def ptx_bodies(dtype, arch):
+    """{instance name: its entry's PTX} of the compile for compute_<arch>."""
+    ptx, names, lowered = torch.ops.fastlstm._nvrtc_ptx(dtype, arch)
+    starts = {m.group(1): m.start() for m in re.finditer(r"\.entry\s+(\S+?)\(", ptx)}
+    ends = sorted(starts.values()) + [len(ptx)]
+    body = {low: ptx[start:next(e for e in ends if e > start)] for low, start in starts.items()}
+    return {name.replace("fastlstm::", ""): body.get(low, "") for name, low in zip(names, lowered)}
+
+
+def mma_failures(archs, dtypes, patterns):
+    failures = []
+    for arch in archs:
+        for dtype in dtypes:
+            for name, body in ptx_bodies(dtype, arch).items():
+                if any(re.search(p, name) for p in patterns):
+                    count = len(re.findall(r"\bw?mma\.sync", body))
+                    print(f"compute_{arch} {name}: {count} mma instructions")
+                    if count == 0:
+                        failures.append(f"{name} (compute_{arch}) has no mma instruction")
+    return failures
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fastlstm nvrtc-check",
                                      description=__doc__.splitlines()[0])
@@ -66,6 +89,9 @@ def main(argv=None):
                         help="regex of kernel names that must not spill")
     parser.add_argument("--no-stack", action="append", default=[], metavar="PATTERN",
                         help="regex of kernel names that must keep no stack frame")
+    parser.add_argument("--mma", action="append", default=[], metavar="PATTERN",
+                        help="regex of kernel names whose PTX must hold Tensor Core mma "
+                             "instructions")
     args = parser.parse_args(argv)
     libraries, includes, sources, missing = _nvrtc.locate()
     if missing:
@@ -93,6 +119,8 @@ def main(argv=None):
                             f"{k['spill_stores']}/{k['spill_loads']} B")
         if _matches(k, args.no_stack) and k["stack"]:
             failures.append(f"{k['name']} ({k['arch']}) keeps a {k['stack']} B stack frame")
+    if args.mma:
+        failures += mma_failures(args.arch, args.dtype or DTYPES, args.mma)
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
     return 1 if failures else 0

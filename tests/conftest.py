@@ -36,9 +36,14 @@ def _backend_for_session(request):
     if order is None:
         yield
         return
+    # Float32 is compared with nn.LSTM at float32 tolerances: no TF32 (which torch allows
+    # for cuDNN's RNNs by default, and the persistent Tensor Core kernel follows).
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
     with fastlstm.backend("emulated", kernel=request.config.getoption("--emulate-kernel"),
                           order=order, seed=request.config.getoption("--emulate-seed")):
         yield
+    torch.backends.cudnn.allow_tf32 = tf32
 
 
 def pytest_configure(config):

@@ -77,9 +77,12 @@ def persistent_refuses(kwargs, dtype):
     return bool(kwargs.get("proj")) or (dtype == torch.float64 and kwargs["hidden"] >= 1024)
 
 
-def tensor_cores_fit(kwargs):
-    """H and P multiples of 16: whole tiles of the Tensor Core kernels."""
+def tensor_cores_fit(kwargs, kernel="tensor_core"):
+    """H and P multiples of 16: whole tiles of the Tensor Core step kernels; for the
+    persistent one, H a multiple of 32 (its blocks take 32 units) and no projection."""
     hidden = kwargs["hidden"]
+    if kernel == "persistent_tensor_core":
+        return hidden % 32 == 0 and not kwargs.get("proj")
     return hidden % 16 == 0 and (kwargs.get("proj") or hidden) % 16 == 0
 
 
@@ -95,8 +98,8 @@ CASES = [
 ]
 CUDNN_RUNS = [pytest.param(case, kernel, id=f"{kernel}-{case}")
               for case in CASES
-              for kernel in ("auto", "step_narrow", "step_wide", "persistent")
-              if kernel != "persistent" or not case.config.get("proj_size")]
+              for kernel in ("auto", "step_narrow", "step_wide", "persistent", "persistent_2d")
+              if "persistent" not in kernel or not case.config.get("proj_size")]
 
 
 def assert_as_close_as_cudnn(ours, theirs, fast, case):
@@ -127,14 +130,19 @@ def test_matches_cudnn(case, kernel):
     assert_as_close_as_cudnn(ours, run_module(ref, case, device=DEVICE), fast, case)
 
 
-# Packed, unsorted, two bidirectional layers, with the kernel auto picks: the step kernels
-# beyond kPersistentMaxBatch (32) sequences, the persistent ones up to it.
+# Packed, unsorted, two bidirectional layers, with the kernel auto picks: the 2-D
+# persistent kernels at any batch where their grid fits (H=24: no Tensor Core variant),
+# the step kernels with a projection.
 PACKED_BIDIRECTIONAL = dict(input_size=8, hidden_size=24, num_layers=2, bidirectional=True)
 AUTO_KERNEL_CASES = [
     pytest.param(Case(PACKED_BIDIRECTIONAL, steps=9, batch=40, enforce_sorted=False,
-                      lengths=tuple(1 + 5 * i % 9 for i in range(40))), "cuda-step", id="B=40"),
+                      lengths=tuple(1 + 5 * i % 9 for i in range(40))), "cuda-persistent_2d",
+                 id="B=40"),
     pytest.param(Case(PACKED_BIDIRECTIONAL, steps=9, batch=5, enforce_sorted=False,
-                      lengths=(3, 9, 1, 6, 9)), "cuda-persistent", id="B=5"),
+                      lengths=(3, 9, 1, 6, 9)), "cuda-persistent_2d", id="B=5"),
+    pytest.param(Case(dict(PACKED_BIDIRECTIONAL, proj_size=16), steps=9, batch=5,
+                      enforce_sorted=False, lengths=(3, 9, 1, 6, 9)), "cuda-step",
+                 id="B=5-projection"),
 ]
 
 
@@ -175,8 +183,9 @@ OP_SIZES = {
 OP_VARIANT_RUNS = [pytest.param(name, dtype, kernel, id=f"{name}-{str(dtype)[6:]}-{kernel}")
                    for name, (kwargs, _) in OP_SIZES.items()
                    for dtype in (torch.float32, torch.float64)
-                   for kernel in ("step_narrow", "step_wide", "persistent")
-                   if kernel != "persistent" or not persistent_refuses(kwargs, dtype)]
+                   for kernel in ("step_narrow", "step_wide", "persistent", "persistent_2d")
+                   if kernel != "persistent" or not persistent_refuses(kwargs, dtype)
+                   if kernel != "persistent_2d" or not kwargs.get("proj")]
 
 
 def assert_close_to_float64(actual, expected, dtype, names):
@@ -222,9 +231,9 @@ def test_forced_persistent_refuses_what_it_cannot_run():
 LOW_PRECISION_SIZES = {**LOW_PRECISION_CASES,
                        "realistic": (dict(steps=8, batch=16, input_size=256, hidden=256), False)}
 LOW_PRECISION_RUNS = [(name, kernel) for name, (kwargs, _) in LOW_PRECISION_SIZES.items()
-                      for kernel in ("step_narrow", "tensor_core", "persistent",
+                      for kernel in ("step_narrow", "tensor_core", "persistent", "persistent_2d",
                                      "persistent_tensor_core")
-                      if "tensor_core" not in kernel or tensor_cores_fit(kwargs)]
+                      if "tensor_core" not in kernel or tensor_cores_fit(kwargs, kernel)]
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
@@ -245,7 +254,7 @@ def test_low_precision_variants(name, kernel, dtype):
             f"{what}: error {ours_err:.3g} > {bound:.3g} (reference {ref_err:.3g})"
 
 
-# (layer_args kwargs, reverse, kernel): auto takes the persistent kernel for this batch of 2.
+# (layer_args kwargs, reverse, kernel): auto takes the 2-D persistent kernel for this batch of 2.
 GRADCHECK_SMALL = dict(steps=3, batch=2, input_size=3, hidden=4)
 GRADCHECK_RUNS = {
     "small-auto": (GRADCHECK_SMALL, False, "auto"),
@@ -262,17 +271,19 @@ def test_gradcheck_float64(name):
     with fastlstm.backend("native", kernel=kernel):
         assert torch.autograd.gradcheck(
             lambda *a: fastlstm.lstm_layer(*a, reverse=reverse), tuple(args.values()))
-        assert fastlstm._backend.last_kernel(DEVICE) == ("persistent" if kernel == "auto" else kernel)
+        assert fastlstm._backend.last_kernel(DEVICE) == (
+            "persistent_2d" if kernel == "auto" else kernel)
 
 
 # No atomics anywhere: two runs of a variant give the same bits, at realistic sizes.
 DETERMINISM_RUNS = [
     pytest.param(dict(steps=6, batch=64, input_size=256, hidden=512), torch.float32, kernel,
-                 id=f"fp32-{kernel}") for kernel in ("step_narrow", "step_wide", "persistent")
+                 id=f"fp32-{kernel}")
+    for kernel in ("step_narrow", "step_wide", "persistent", "persistent_2d")
 ] + [
     pytest.param(dict(steps=6, batch=16, input_size=256, hidden=256), torch.float16, kernel,
                  id=f"fp16-{kernel}")
-    for kernel in ("tensor_core", "persistent", "persistent_tensor_core")
+    for kernel in ("tensor_core", "persistent", "persistent_2d", "persistent_tensor_core")
 ]
 
 
@@ -283,7 +294,7 @@ def test_variants_bitwise_deterministic(kwargs, dtype, kernel):
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-@pytest.mark.parametrize("kernel", ["step_narrow", "persistent"])
+@pytest.mark.parametrize("kernel", ["step_narrow", "persistent", "persistent_2d"])
 def test_inference_matches_training_forward(kernel, reverse):
     """Inference projects the input kInferenceChunkRows (512) rows at a time and keeps no
     workspace; the persistent kernel is launched once per chunk, carrying the cell state.
@@ -295,6 +306,26 @@ def test_inference_matches_training_forward(kernel, reverse):
         assert fastlstm._backend.last_kernel(DEVICE) == kernel
     assert gates.shape[0] == 0 and cells.shape[0] == 0
     assert_all_close(unsaved, saved, **FP32_TOL)
+
+
+# TF32: with TF32 allowed for cuDNN's RNNs (torch's default), auto runs a float32 layer of
+# H % 32 == 0 and B >= 4 on the Tensor Core persistent forward, as TF32; its error against the
+# float64 reference is at most twice cuDNN's own TF32 error, plus float32 rounding.
+@pytest.mark.parametrize("kernel", ["auto", "persistent_tensor_core"])
+def test_tf32_within_twice_cudnn_tf32_error(kernel, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    case = Case(dict(input_size=64, hidden_size=256), steps=8, batch=16)
+    ref, fast = cuda_pair(case.config)
+    with fastlstm.backend("native", kernel=kernel):
+        ours = run_module(fast, case, device=DEVICE)
+        assert fastlstm._backend.last_kernel(DEVICE) == "persistent_tensor_core"
+    theirs = run_module(ref, case, device=DEVICE)
+    exact = run_module(copy.deepcopy(fast).double(), case, torch.float64, DEVICE)
+    for key in ("output", "h_n", "c_n"):
+        scale = max(1.0, exact[key].abs().max().item())
+        ours_err = (ours[key].double() - exact[key]).abs().max().item()
+        cudnn_err = (theirs[key].double() - exact[key]).abs().max().item()
+        assert ours_err <= 2 * cudnn_err + FP32_TOL["atol"] * scale, (key, ours_err, cudnn_err)
 
 
 # --- The rest ---------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ def test_persistent_matches_reference(emulated, name):
     assert_all_close(actual, reference_results(args, reverse), **FP64_TOL)
 
 
-# Four blocks (the emulated device's cooperative capacity), several row
+# Several blocks (up to 16: 4 emulated SMs, up to 4 blocks each), several row
 # passes per step, partial unit slices, packed rows in both directions.
 PERSISTENT_MULTI_BLOCK = {
     "wide_hidden": (dict(steps=3, batch=37, input_size=5, hidden=70), False),
@@ -139,18 +139,19 @@ def test_auto_picks_the_2d_persistent_forward_where_it_fits():
         assert fastlstm._backend.last_kernel("cpu").startswith("step")
 
 
-# The 2-D forward on the emulated device (4 SMs), in float64: hidden 16 with
-# batch 2 cuts into two unit slices times two batch slices of one row;
-# hidden 4 with batch 7 into four batch slices of one block; hidden 32 with
-# batch 40 into four slices whose threads take four rows each. Packed rows in
-# both directions: rows that start from h0 mid-sequence, a slice left empty.
+# The 2-D kernels on the emulated device (4 SMs of up to 4 blocks), in
+# float64: hidden 16 with batch 2 cuts into eight unit slices times two batch
+# slices of one row; hidden 4 with batch 7 into two unit slices times seven
+# batch slices; hidden 32 with batch 130 into 15 slices of 9 rows, whose
+# threads take four rows each. Packed rows in both directions: rows that
+# start from h0 mid-sequence, a slice left empty.
 PERSISTENT_2D = {
     "units_and_slices": (dict(steps=4, batch=2, input_size=3, hidden=16), False),
     "units_and_slices_reverse": (dict(steps=4, batch=2, input_size=3, hidden=16), True),
-    "slices_only": (dict(steps=5, batch=7, input_size=2, hidden=4), False),
+    "many_slices": (dict(steps=5, batch=7, input_size=2, hidden=4), False),
     "packed": (dict(batch_sizes=[2, 2, 1, 1], input_size=3, hidden=16), False),
     "packed_reverse": (dict(batch_sizes=[2, 2, 1, 1], input_size=3, hidden=16), True),
-    "four_rows_a_thread": (dict(steps=3, batch=40, input_size=3, hidden=32), False),
+    "four_rows_a_thread": (dict(steps=3, batch=130, input_size=3, hidden=32), False),
 }
 
 
@@ -295,11 +296,11 @@ def test_backend_switch_validates_and_restores():
 # ref64 the float64 reference on the same rounded inputs.
 LOW_PRECISION_ATOL = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
 LOW_PRECISION_CASES = {
-    # H and P multiples of 16: the Tensor Core kernels apply.
-    "tiles": (dict(steps=3, batch=5, input_size=8, hidden=16), False),
+    # H and P multiples of 16 (32 for the persistent one): the Tensor Core kernels apply.
+    "tiles": (dict(steps=3, batch=5, input_size=8, hidden=32), False),
     "packed_reverse_tiles": (dict(batch_sizes=[5, 4, 2], input_size=8, hidden=32), True),
     "odd_sizes": (dict(steps=3, batch=4, input_size=3, hidden=5), False),
-    # Two row passes of the persistent Tensor Core kernels, four blocks.
+    # Several row passes of the persistent Tensor Core kernel.
     "many_rows": (dict(steps=2, batch=130, input_size=4, hidden=32), False),
 }
 VARIANTS_FOR = {
@@ -340,6 +341,68 @@ def test_low_precision_within_twice_reference_error(emulated, name, kernel, dtyp
         ref_err = (rlow.double() - r64).abs().max().item()
         bound = 2 * ref_err + LOW_PRECISION_ATOL[dtype] * max(1.0, r64.abs().max().item())
         assert ours_err <= bound, f"{what}: error {ours_err:.3g} > {bound:.3g} (reference {ref_err:.3g})"
+
+
+def tf32(t):
+    """t rounded to TF32 (10-bit mantissa, to nearest, ties away from zero) as the
+    Tensor Cores take float32, kept in float64."""
+    bits = t.float().view(torch.int32)
+    finite = (bits & 0x7F800000) != 0x7F800000
+    return torch.where(finite, (bits + 0x1000) & ~0x1FFF, bits).view(torch.float32).double()
+
+
+def tf32_reference(args):
+    """The forward of full batches, its recurrent products on TF32-rounded h and W_hh and
+    everything else in float64: what the TF32 persistent kernel computes, less its float32
+    rounding of the sums."""
+    a = {k: v.detach().double() if isinstance(v, torch.Tensor) else v for k, v in args.items()}
+    batch, hidden = a["h0"].shape
+    h, c, w_hh, outputs = a["h0"], a["c0"], tf32(a["w_hh"]), []
+    for x in a["input"].split(batch):
+        pre = x @ a["w_ih"].T + a["bias"] + tf32(h) @ w_hh.T
+        i, f, g, o = pre.chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        outputs.append(h)
+    return [torch.cat(outputs), h, c]
+
+
+# Float32 on the persistent Tensor Core kernel as TF32 (torch.backends.cudnn.allow_tf32):
+# within twice a TF32 computation's own error of the float64 reference, and close to it.
+TF32_CASES = {
+    "one_pass": dict(steps=4, batch=6, input_size=5, hidden=32),
+    "passes_and_register_tiles": dict(steps=3, batch=37, input_size=5, hidden=224),
+}
+
+
+@pytest.mark.parametrize("name", TF32_CASES)
+def test_tf32_within_twice_a_tf32_reference_error(emulated, name, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    args = layer_args(dtype=torch.float32, **TF32_CASES[name])
+    order, seed = emulated
+    with fastlstm.backend("emulated", kernel="persistent_tensor_core", order=order, seed=seed):
+        ours = call_op(args, False, False)[:3]
+    exact = reference_results({k: v.double() if isinstance(v, torch.Tensor) else v
+                               for k, v in args.items()}, False)[:3]
+    for what, a, e, t in zip(("output", "h_n", "c_n"), ours, exact, tf32_reference(args)):
+        ours_err = (a.double() - e).abs().max().item()
+        tf32_err = (t - e).abs().max().item()
+        assert tf32_err > 1e-6, what  # TF32 rounding is there to see
+        assert ours_err <= 2 * tf32_err + 1e-6, (what, ours_err, tf32_err)
+        torch.testing.assert_close(a.double(), t, atol=1e-5, rtol=1e-5)
+
+
+def test_tf32_follows_torch_cudnn_flag(monkeypatch):
+    args = layer_args(steps=2, batch=8, input_size=3, hidden=32, dtype=torch.float32)
+    with fastlstm.backend("emulated"):
+        for allowed, kernel in ((True, "persistent_tensor_core"), (False, "persistent_2d")):
+            monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", allowed)
+            call_op(args, False)
+            assert fastlstm._backend.last_kernel("cpu") == kernel
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    with fastlstm.backend("emulated", kernel="persistent_tensor_core"):
+        with pytest.raises(RuntimeError, match="float with TF32 allowed"):
+            call_op(args, False)
 
 
 def test_tensor_core_refuses_what_it_cannot_run():

@@ -25,7 +25,8 @@ ORDER_IDS = [f"{order}{seed if order == 'random' else ''}" for order, seed in OR
 
 CORRECT_CASES = ["with_syncthreads", "shuffle_reduction", "tiled_matmul", "grid_sync_loop",
                  "dynamic_shared", "ballot_vote", "exited_threads_at_barrier", "wmma_matmul_half",
-                 "wmma_matmul_bfloat16", "wmma_shapes", "wmma_good_copy", "flag_pipeline",
+                 "wmma_matmul_bfloat16", "wmma_shapes", "wmma_tf32_rounded", "wmma_tf32_truncated",
+                 "wmma_good_copy", "flag_pipeline",
                  "flag_pipeline_fenced_relaxed"]
 
 # Misuse, and what the SimError must say.

@@ -112,14 +112,11 @@ int persistent_capacity(PersistentKernel kernel, size_t shared_bytes) {
         std::min(resident_blocks(ForwardPersistent2dKernel<T, 4, true>{}, shared_bytes, device),
                  resident_blocks(ForwardPersistent2dKernel<T, 4, false>{}, shared_bytes, device)));
   }
-  if constexpr (kHasTensorCoreKernels<T>) {
-    if (kernel == PersistentKernel::kBackwardTensorCore) {
-      return resident_blocks(BackwardPersistentTensorCoreKernel<T>{}, shared_bytes, device);
-    }
-    if (kernel == PersistentKernel::kForwardTensorCore) {
+  if constexpr (kHasTensorCoreKernels<T> || std::is_same<T, float>::value) {
+    if (kernel == PersistentKernel::kForward2dTensorCore) {
       return std::min(
-          resident_blocks(ForwardPersistentTensorCoreKernel<T, true>{}, shared_bytes, device),
-          resident_blocks(ForwardPersistentTensorCoreKernel<T, false>{}, shared_bytes, device));
+          resident_blocks(ForwardPersistent2dTensorCoreKernel<T, true>{}, shared_bytes, device),
+          resident_blocks(ForwardPersistent2dTensorCoreKernel<T, false>{}, shared_bytes, device));
     }
   }
   return std::min(resident_blocks(ForwardPersistentKernel<T, true>{}, shared_bytes, device),

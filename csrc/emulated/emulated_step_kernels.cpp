@@ -1,5 +1,7 @@
 #include "emulated_step_kernels.h"
 
+#include <algorithm>
+
 #include "../kernels/dispatched_step_kernels.h"
 #include "../kernels/kernel_entries.cuh"
 
@@ -7,9 +9,11 @@ namespace fastlstm::emulated {
 namespace {
 
 // The emulated device reports a few SMs, so that "auto" picks the wide tiles
-// for the larger test shapes and both variants run in the tests; a
-// cooperative grid gets one block per SM (each block is an OS thread).
+// for the larger test shapes and both variants run in the tests; an SM holds
+// as many cooperative blocks as their shared memory allows, up to four (each
+// block is an OS thread).
 constexpr int kEmulatedMultiprocessors = 4;
+constexpr int kMaxBlocksPerMultiprocessor = 4;
 constexpr size_t kEmulatedSharedBytes = 227 * 1024;  // an H100's opt-in maximum
 
 struct SimLaunch {
@@ -37,7 +41,9 @@ class EmulatedStepKernels final : public DispatchedStepKernels<EmulatedStepKerne
 
   int multiprocessors() const override { return kEmulatedMultiprocessors; }
   int persistent_capacity(StorageType, PersistentKernel, size_t shared_bytes) const override {
-    return shared_bytes <= kEmulatedSharedBytes ? kEmulatedMultiprocessors : 0;
+    const size_t per_sm = kEmulatedSharedBytes / std::max<size_t>(shared_bytes, 1);
+    return kEmulatedMultiprocessors *
+           static_cast<int>(std::min<size_t>(per_sm, kMaxBlocksPerMultiprocessor));
   }
 
  private:

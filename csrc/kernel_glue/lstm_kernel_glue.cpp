@@ -200,9 +200,9 @@ void forward_steps(const StepKernels& kernels, const LayerArgs& a, ForwardTensor
   const bool reverse = a.reverse, save = a.save_workspace;
   const PersistentPlan persistent = choose_persistent<T>(kernels, a, false);
   if (persistent.units > 0) {
-    record_kernel(persistent.slice_rows > 0 ? KernelChoice::kPersistent2d
-                  : persistent.tensor_cores ? KernelChoice::kPersistentTensorCore
-                                            : KernelChoice::kPersistent);
+    record_kernel(persistent.tensor_cores   ? KernelChoice::kPersistentTensorCore
+                  : persistent.slice_rows > 0 ? KernelChoice::kPersistent2d
+                                              : KernelChoice::kPersistent);
     forward_persistent<T>(kernels, a, persistent, f);
     return;
   }

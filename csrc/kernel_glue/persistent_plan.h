@@ -30,111 +30,134 @@ struct PersistentPlan {
   const char* why_not = "";
 };
 
-template <typename T>
-constexpr bool has_tensor_cores() {
-  return std::is_same_v<T, half_t> || std::is_same_v<T, bfloat16_t>;
-}
-
 // The 1-D kernels: the fewest units per block (so the most blocks) with
-// which the whole grid is co-resident. The Tensor Core variants (half and
-// bfloat16, H % 16 == 0) run only when forced: on an H100 they measured 2-5x
-// slower than the scalar kernels, whose threads split each dot product
-// (bench/results/cuda-h100.md).
+// which the whole grid is co-resident.
 template <typename T>
-PersistentPlan plan_persistent(const StepKernels& kernels, const LayerShape& s, bool backward,
-                               bool tensor_cores) {
+PersistentPlan plan_persistent(const StepKernels& kernels, const LayerShape& s, bool backward) {
   if (s.proj != s.hidden) return {0, false, 0, "a projection (proj_size) runs on the step kernels"};
   const int H = static_cast<int>(s.hidden), B = static_cast<int>(s.batch);
-  if (tensor_cores && !(has_tensor_cores<T>() && H % 16 == 0)) {
-    return {0, false, 0, "the Tensor Core kernels need half or bfloat16 and a hidden size that "
-                         "is a multiple of 16"};
-  }
-  const PersistentKernel kernel =
-      backward ? (tensor_cores ? PersistentKernel::kBackwardTensorCore : PersistentKernel::kBackward)
-               : (tensor_cores ? PersistentKernel::kForwardTensorCore : PersistentKernel::kForward);
+  const PersistentKernel kernel = backward ? PersistentKernel::kBackward : PersistentKernel::kForward;
   for (int units = 1; units <= PersistentTile::kMaxUnits; ++units) {
-    size_t bytes = 0;
-    switch (kernel) {
-      case PersistentKernel::kForwardTensorCore:
-        bytes = PersistentTile::tensor_core_forward_bytes(H, units, B);
-        break;
-      case PersistentKernel::kBackward:
-        bytes = PersistentTile::backward_elems(H, units, B) * sizeof(acc_t<T>);
-        break;
-      case PersistentKernel::kBackwardTensorCore:
-        bytes = PersistentTile::tensor_core_backward_bytes(H, units, B);
-        break;
-      default:
-        bytes = PersistentTile::forward_elems(H, units, B) * sizeof(acc_t<T>);
-    }
+    const size_t bytes = (backward ? PersistentTile::backward_elems(H, units, B)
+                                   : PersistentTile::forward_elems(H, units, B)) *
+                         sizeof(acc_t<T>);
     if (kernels.persistent_capacity(storage_type_of<T>(), kernel, bytes) >= ceil_div(H, units)) {
-      return {units, tensor_cores, 0, ""};
+      return {units, false, 0, ""};
     }
   }
   return {0, false, 0,
           "its W_hh slices and per-row state do not fit on chip at this hidden size and batch"};
 }
 
-// The 2-D kernels: of the cuts whose grid is co-resident, the one with the
-// shortest step by a simple model: a block's FMAs over its 256 threads, plus
-// its staging from L2 (a 64-byte line a cycle) of h_{t-1} (forward) or of
-// the step's dgates (backward, 4H a row), both growing with its share.
+// A cut of the 2-D kernels: units per block and rows per batch slice, and
+// the length of a step by a simple model (a block's multiply-adds and its
+// staging of h_{t-1}, or of the step's dgates, from L2 at a 64-byte line a
+// cycle).
+struct Cut {
+  int units, slice_rows, blocks;
+  double cost;
+};
+
 template <typename T>
-PersistentPlan plan_persistent_2d(const StepKernels& kernels, const LayerShape& s,
-                                  bool backward) {
-  if (s.proj != s.hidden) return {0, false, 0, "a projection (proj_size) runs on the step kernels"};
-  const int H = static_cast<int>(s.hidden), B = static_cast<int>(s.batch);
-  struct Cut {
-    int units, slice_rows, blocks;
-    double cost;
-  };
+std::vector<Cut> cuts_2d(const StepKernels& kernels, const LayerShape& s, bool backward,
+                         bool tensor_cores) {
+  const int H = static_cast<int>(s.hidden), B = std::max(static_cast<int>(s.batch), 1);
+  const int most_units = tensor_cores ? Persistent2dTensorCoreTile::kUnits
+                                      : std::min(PersistentTile::kMaxUnits, std::max(H, 1));
   std::vector<Cut> cuts;
-  for (int units = 1; units <= std::min(PersistentTile::kMaxUnits, std::max(H, 1)); units *= 2) {
-    for (int slices = 1, last = 0; slices <= std::max(B, 1); ++slices) {
-      const int rows = ceil_div(std::max(B, 1), slices);
+  for (int units = tensor_cores ? most_units : 1; units <= most_units; units *= 2) {
+    for (int slices = 1, last = 0; slices <= B; ++slices) {
+      const int rows = ceil_div(B, slices);
       if (rows == last) continue;
       last = rows;
-      const int blocks = ceil_div(H, units) * ceil_div(std::max(B, 1), rows);
+      const int blocks = ceil_div(H, units) * ceil_div(B, rows);
       if (blocks > 8 * kernels.multiprocessors()) continue;
-      const double fmas = 4.0 * units * rows * H / Persistent2dTile::kThreads;
-      const double staging = double(rows) * (backward ? 4 : 1) * H * sizeof(acc_t<T>) / 64.0;
+      // Tensor Cores take 16 rows a pass, whatever the slice leaves empty, at
+      // about eight times the scalar rate.
+      const int pass_rows = tensor_cores ? 16 * ceil_div(rows, 16) : rows;
+      const double fmas =
+          4.0 * units * pass_rows * H / Persistent2dTile::kThreads / (tensor_cores ? 8 : 1);
+      const double staging = double(pass_rows) * (backward ? 4 : 1) * H * sizeof(acc_t<T>) / 64.0;
       cuts.push_back({units, rows, blocks, fmas + staging});
     }
   }
   std::sort(cuts.begin(), cuts.end(), [](const Cut& a, const Cut& b) {
     return a.cost != b.cost ? a.cost < b.cost : a.blocks < b.blocks;
   });
-  const PersistentKernel kernel =
-      backward ? PersistentKernel::kBackward2d : PersistentKernel::kForward2d;
-  for (const Cut& cut : cuts) {
-    const size_t bytes = backward
-                             ? Persistent2dTile::backward_bytes<T>(H, cut.units, cut.slice_rows)
-                             : Persistent2dTile::forward_bytes<T>(H, cut.units, cut.slice_rows);
+  return cuts;
+}
+
+// The 2-D kernels: of the cuts whose grid is co-resident, the shortest step.
+// The Tensor Core forward takes 32 units a block (H a multiple of 32).
+template <typename T>
+PersistentPlan plan_persistent_2d(const StepKernels& kernels, const LayerShape& s, bool backward,
+                                  bool tensor_cores) {
+  if (s.proj != s.hidden) return {0, false, 0, "a projection (proj_size) runs on the step kernels"};
+  const int H = static_cast<int>(s.hidden);
+  if (tensor_cores && H % Persistent2dTensorCoreTile::kUnits != 0) {
+    return {0, false, 0, "the Tensor Core kernel needs a hidden size that is a multiple of 32"};
+  }
+  const PersistentKernel kernel = backward       ? PersistentKernel::kBackward2d
+                                  : tensor_cores ? PersistentKernel::kForward2dTensorCore
+                                                 : PersistentKernel::kForward2d;
+  for (const Cut& cut : cuts_2d<T>(kernels, s, backward, tensor_cores)) {
+    const size_t bytes =
+        backward       ? Persistent2dTile::backward_bytes<T>(H, cut.units, cut.slice_rows)
+        : tensor_cores ? Persistent2dTensorCoreTile::forward_bytes<T>(H, cut.slice_rows)
+                       : Persistent2dTile::forward_bytes<T>(H, cut.units, cut.slice_rows);
     if (kernels.persistent_capacity(storage_type_of<T>(), kernel, bytes) >= cut.blocks) {
-      return {cut.units, false, cut.slice_rows, ""};
+      return {cut.units, tensor_cores, cut.slice_rows, ""};
     }
   }
   return {0, false, 0, "no cut of its units and batch fits on chip with every block resident"};
 }
 
+// Whether the layer may multiply on Tensor Cores: half and bfloat16, or float
+// as TF32 where torch allows it for cuDNN's RNNs; W_hh 32-byte aligned.
+template <typename T>
+const char* tensor_cores_refused_persistent(const LayerArgs& a) {
+  const bool tf32 = std::is_same_v<T, float> && a.allow_tf32;
+  if (!(std::is_same_v<T, half_t> || std::is_same_v<T, bfloat16_t> || tf32)) {
+    return "Tensor Core kernels take half or bfloat16, or float with TF32 allowed "
+           "(torch.backends.cudnn.allow_tf32)";
+  }
+  if (reinterpret_cast<uintptr_t>(a.w_hh.data_ptr()) % 32 != 0) {
+    return "Tensor Core kernels need W_hh 32-byte aligned";
+  }
+  return nullptr;
+}
+
+// Below this batch a Tensor Core pass of 16 rows is mostly padding: auto
+// keeps the scalar 2-D kernel there.
+constexpr int64_t kTensorCoreMinBatch = 4;
+
 // Whether a persistent kernel runs: forced, refused, or the auto rule: the
-// 2-D kernels where they fit, else the 1-D ones up to kPersistentMaxBatch.
+// 2-D kernels where they fit (the Tensor Core forward where it applies, from
+// kTensorCoreMinBatch), else the 1-D ones up to kPersistentMaxBatch. Forcing
+// the Tensor Core variant leaves the backward to the auto rule.
 template <typename T>
 PersistentPlan choose_persistent(const StepKernels& kernels, const LayerArgs& a, bool backward) {
   const KernelChoice k = a.kernel;
   const LayerShape& s = a.shape;
-  const bool one_d = k == KernelChoice::kPersistent || k == KernelChoice::kPersistentTensorCore;
+  const bool is_auto = k == KernelChoice::kAuto;
+  const bool tc_forced = k == KernelChoice::kPersistentTensorCore;
+  const char* refused = tensor_cores_refused_persistent<T>(a);
   PersistentPlan plan;
-  if (k == KernelChoice::kAuto || k == KernelChoice::kPersistent2d) {
-    plan = plan_persistent_2d<T>(kernels, s, backward);
+  if (!backward && (tc_forced || (is_auto && !refused && s.batch >= kTensorCoreMinBatch))) {
+    plan = refused ? PersistentPlan{0, false, 0, refused}
+                   : plan_persistent_2d<T>(kernels, s, false, true);
   }
-  if (plan.units == 0 && (one_d || k == KernelChoice::kAuto)) {
-    plan = plan_persistent<T>(kernels, s, backward, k == KernelChoice::kPersistentTensorCore);
-    if (k == KernelChoice::kAuto && s.batch > kPersistentMaxBatch) plan = {};
+  const bool scalar_2d = is_auto || k == KernelChoice::kPersistent2d || (tc_forced && backward);
+  if (plan.units == 0 && scalar_2d) plan = plan_persistent_2d<T>(kernels, s, backward, false);
+  if (plan.units == 0 && (is_auto || k == KernelChoice::kPersistent)) {
+    plan = plan_persistent<T>(kernels, s, backward);
+    if (is_auto && s.batch > kPersistentMaxBatch) plan = {};
   }
-  TORCH_CHECK(!(one_d || k == KernelChoice::kPersistent2d) || plan.units > 0,
-              "fastlstm: kernel='", kernel_choice_name(k), "' cannot run this layer (hidden ",
-              s.hidden, ", batch ", s.batch, "): ", plan.why_not);
+  const bool forced = k == KernelChoice::kPersistent || k == KernelChoice::kPersistent2d ||
+                      (tc_forced && !backward);
+  TORCH_CHECK(!forced || plan.units > 0, "fastlstm: kernel='", kernel_choice_name(k),
+              "' cannot run this layer (hidden ", s.hidden, ", batch ", s.batch, "): ",
+              plan.why_not);
   return plan;
 }
 

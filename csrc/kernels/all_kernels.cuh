@@ -7,7 +7,7 @@
 #include "lstm_persistent2d.cuh"
 #include "lstm_persistent_backward.cuh"
 #include "lstm_persistent_forward.cuh"
-#include "lstm_persistent_tensor_core.cuh"
+#include "lstm_persistent2d_tensor_core.cuh"
 #include "lstm_step_backward.cuh"
 #include "lstm_step_forward.cuh"
 #include "lstm_step_tensor_core.cuh"

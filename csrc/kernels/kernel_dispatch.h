@@ -84,26 +84,22 @@ void dispatch_backward_step(const BackwardStepParams<T>& p, StepVariant variant,
 }
 
 // Persistent kernels: one cooperative launch with the W_hh slices in
-// dynamic shared memory.
-template <typename T>
-size_t persistent_forward_bytes(const PersistentForwardParams<T>& p) {
-  if (kHasTensorCoreKernels<T> && p.tensor_cores) {
-    return PersistentTile::tensor_core_forward_bytes(p.hidden, p.units, p.batch);
-  }
-  return PersistentTile::forward_elems(p.hidden, p.units, p.batch) * sizeof(acc_t<T>);
-}
-
-template <typename T>
-size_t persistent_backward_bytes(const PersistentBackwardParams<T>& p) {
-  if (kHasTensorCoreKernels<T> && p.tensor_cores) {
-    return PersistentTile::tensor_core_backward_bytes(p.hidden, p.units, p.batch);
-  }
-  return PersistentTile::backward_elems(p.hidden, p.units, p.batch) * sizeof(acc_t<T>);
-}
-
+// dynamic shared memory (the 2-D ones where slice_rows > 0).
 template <typename T, typename Launch>
 void dispatch_persistent_forward_2d(const PersistentForwardParams<T>& p, bool save,
                                     Launch&& launch) {
+  if constexpr (kHasTensorCoreKernels<T> || std::is_same<T, float>::value) {
+    if (p.tensor_cores) {
+      const LaunchConfig c{(unsigned)ceil_div(p.hidden, Persistent2dTensorCoreTile::kUnits),
+                           (unsigned)ceil_div(p.batch, p.slice_rows),
+                           Persistent2dTensorCoreTile::kThreads,
+                           Persistent2dTensorCoreTile::forward_bytes<T>(p.hidden, p.slice_rows),
+                           true};
+      BOOL_SWITCH(save, kSave,
+                  [&] { launch(c, ForwardPersistent2dTensorCoreKernel<T, kSave>{}, p); });
+      return;
+    }
+  }
   const LaunchConfig c{(unsigned)ceil_div(p.hidden, p.units),
                        (unsigned)ceil_div(p.batch, p.slice_rows), Persistent2dTile::kThreads,
                        Persistent2dTile::forward_bytes<T>(p.hidden, p.units, p.slice_rows), true};
@@ -122,14 +118,9 @@ void dispatch_persistent_forward(const PersistentForwardParams<T>& p, bool save,
                                  Launch&& launch) {
   if (p.slice_rows > 0) return dispatch_persistent_forward_2d(p, save, launch);
   const LaunchConfig c{(unsigned)ceil_div(p.hidden, p.units), 1, PersistentTile::kThreads,
-                       persistent_forward_bytes(p), true};
-  if constexpr (kHasTensorCoreKernels<T>) {
-    if (p.tensor_cores) {
-      BOOL_SWITCH(save, kSave,
-                  [&] { launch(c, ForwardPersistentTensorCoreKernel<T, kSave>{}, p); });
-      return;
-    }
-  }
+                       PersistentTile::forward_elems(p.hidden, p.units, p.batch) *
+                           sizeof(acc_t<T>),
+                       true};
   BOOL_SWITCH(save, kSave, [&] { launch(c, ForwardPersistentKernel<T, kSave>{}, p); });
 }
 
@@ -149,13 +140,9 @@ template <typename T, typename Launch>
 void dispatch_persistent_backward(const PersistentBackwardParams<T>& p, Launch&& launch) {
   if (p.slice_rows > 0) return dispatch_persistent_backward_2d(p, launch);
   const LaunchConfig c{(unsigned)ceil_div(p.hidden, p.units), 1, PersistentTile::kThreads,
-                       persistent_backward_bytes(p), true};
-  if constexpr (kHasTensorCoreKernels<T>) {
-    if (p.tensor_cores) {
-      launch(c, BackwardPersistentTensorCoreKernel<T>{}, p);
-      return;
-    }
-  }
+                       PersistentTile::backward_elems(p.hidden, p.units, p.batch) *
+                           sizeof(acc_t<T>),
+                       true};
   launch(c, BackwardPersistentKernel<T>{}, p);
 }
 
@@ -182,15 +169,14 @@ void for_each_kernel_instance(Visit&& visit) {
     for (bool save : {false, true}) dispatch_forward_step(fs, v, save, record);
     dispatch_backward_step(bs, v, record);
   }
-  for (bool tensor_cores : {false, true}) {
-    fp.tensor_cores = bp.tensor_cores = tensor_cores;
-    for (bool save : {false, true}) dispatch_persistent_forward(fp, save, record);
-    dispatch_persistent_backward(bp, record);
-  }
-  fp.tensor_cores = bp.tensor_cores = false;
+  for (bool save : {false, true}) dispatch_persistent_forward(fp, save, record);
+  dispatch_persistent_backward(bp, record);
   for (int slice_rows : {1, 64}) {  // one row per thread, and four
     fp.slice_rows = bp.slice_rows = slice_rows;
-    for (bool save : {false, true}) dispatch_persistent_forward(fp, save, record);
+    for (bool tensor_cores : {false, true}) {
+      fp.tensor_cores = tensor_cores;
+      for (bool save : {false, true}) dispatch_persistent_forward(fp, save, record);
+    }
     dispatch_persistent_backward(bp, record);
   }
   dispatch_gate_activations<T>(nullptr, nullptr, nullptr, 1, record);

@@ -19,10 +19,6 @@ template <typename T>
 auto kernel_entry(BackwardStepTensorCoreKernel<T>) { return &lstm_backward_step_tensor_core<T>; }
 template <typename T, bool S>
 auto kernel_entry(ForwardPersistentKernel<T, S>) { return &lstm_forward_persistent<T, S>; }
-template <typename T, bool S>
-auto kernel_entry(ForwardPersistentTensorCoreKernel<T, S>) {
-  return &lstm_forward_persistent_tensor_core<T, S>;
-}
 template <typename T, int R, bool S>
 auto kernel_entry(ForwardPersistent2dKernel<T, R, S>) {
   return &lstm_forward_persistent2d<T, R, S>;
@@ -33,9 +29,9 @@ template <typename T, int R>
 auto kernel_entry(BackwardPersistent2dKernel<T, R>) {
   return &lstm_backward_persistent2d<T, R>;
 }
-template <typename T>
-auto kernel_entry(BackwardPersistentTensorCoreKernel<T>) {
-  return &lstm_backward_persistent_tensor_core<T>;
+template <typename T, bool S>
+auto kernel_entry(ForwardPersistent2dTensorCoreKernel<T, S>) {
+  return &lstm_forward_persistent2d_tensor_core<T, S>;
 }
 template <typename T>
 auto kernel_entry(GateActivationsKernel<T>) { return &gate_activations<T>; }

@@ -22,16 +22,14 @@ template <typename T>
 struct BackwardStepTensorCoreKernel {};
 template <typename T, bool kSave>
 struct ForwardPersistentKernel {};
-template <typename T, bool kSave>
-struct ForwardPersistentTensorCoreKernel {};
 template <typename T, int kRowsPerThread, bool kSave>
 struct ForwardPersistent2dKernel {};
 template <typename T>
 struct BackwardPersistentKernel {};
 template <typename T, int kRowsPerThread>
 struct BackwardPersistent2dKernel {};
-template <typename T>
-struct BackwardPersistentTensorCoreKernel {};
+template <typename T, bool kSave>
+struct ForwardPersistent2dTensorCoreKernel {};
 template <typename T>
 struct GateActivationsKernel {};
 
@@ -74,10 +72,6 @@ template <typename T, bool S>
 std::string name_expression(ForwardPersistentKernel<T, S>) {
   return instance_name<T>("lstm_forward_persistent", flag(S));
 }
-template <typename T, bool S>
-std::string name_expression(ForwardPersistentTensorCoreKernel<T, S>) {
-  return instance_name<T>("lstm_forward_persistent_tensor_core", flag(S));
-}
 template <typename T, int R, bool S>
 std::string name_expression(ForwardPersistent2dKernel<T, R, S>) {
   return instance_name<T>("lstm_forward_persistent2d", ", " + std::to_string(R) + flag(S));
@@ -90,9 +84,9 @@ template <typename T, int R>
 std::string name_expression(BackwardPersistent2dKernel<T, R>) {
   return instance_name<T>("lstm_backward_persistent2d", ", " + std::to_string(R));
 }
-template <typename T>
-std::string name_expression(BackwardPersistentTensorCoreKernel<T>) {
-  return instance_name<T>("lstm_backward_persistent_tensor_core");
+template <typename T, bool S>
+std::string name_expression(ForwardPersistent2dTensorCoreKernel<T, S>) {
+  return instance_name<T>("lstm_forward_persistent2d_tensor_core", flag(S));
 }
 template <typename T>
 std::string name_expression(GateActivationsKernel<T>) {

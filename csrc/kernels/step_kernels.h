@@ -20,10 +20,9 @@ enum class StorageType { kFloat, kDouble, kHalf, kBFloat16 };
 
 enum class PersistentKernel {
   kForward,
-  kForwardTensorCore,
   kForward2d,  // lstm_persistent2d.cuh, either rows-per-thread instance
+  kForward2dTensorCore,
   kBackward,
-  kBackwardTensorCore,
   kBackward2d,  // lstm_persistent2d.cuh, either rows-per-thread instance
 };
 

@@ -87,27 +87,6 @@ struct PersistentTile {
     return (size_t)4 * units * (hidden + 1) + (size_t)staging_elems(units) +
            (size_t)batch * units;
   }
-  // The Tensor Core forward (half/bfloat16, H % 16 == 0), in bytes: the
-  // W_hh slice in the storage type, its 4U rows padded to whole 16-row
-  // tiles; an h staging tile of kTensorRows rows; the gate tiles in float;
-  // the cell state in float.
-  static constexpr int kTensorRows = 16 * (kThreads / 32);  // a 16-row tile per warp
-  static constexpr int kTensorStage = 64;                   // h columns staged per pass
-  static FASTLSTM_TILE_FN int padded_gate_rows(int units) { return 16 * ((4 * units + 15) / 16); }
-  static constexpr size_t tensor_core_forward_bytes(int hidden, int units, int batch) {
-    return (size_t)padded_gate_rows(units) * (hidden + 8) * 2 +
-           (size_t)kTensorRows * (kTensorStage + 8) * 2 +
-           (size_t)kTensorRows * padded_gate_rows(units) * 4 + (size_t)batch * units * 4;
-  }
-  // The Tensor Core backward, in bytes: W_hh's columns of the block's units
-  // as rows of the storage type, padded to whole 16-unit tiles; a dgates
-  // staging tile; the dh tiles in float; dL/dh and dL/dc in float.
-  static FASTLSTM_TILE_FN int padded_units(int units) { return 16 * ((units + 15) / 16); }
-  static constexpr size_t tensor_core_backward_bytes(int hidden, int units, int batch) {
-    return (size_t)padded_units(units) * (4 * hidden + 8) * 2 +
-           (size_t)kTensorRows * (kTensorStage + 8) * 2 +
-           (size_t)kTensorRows * padded_units(units) * 4 + (size_t)2 * batch * units * 4;
-  }
   static constexpr size_t backward_elems(int hidden, int units, int batch) {
     return (size_t)units * (4 * hidden + 1) + (size_t)staging_elems(units) +
            (size_t)2 * batch * units;
@@ -174,6 +153,48 @@ struct Persistent2dTile {
   }
 };
 
+// The 2-D persistent forward on Tensor Cores (lstm_persistent2d_tensor_core.cuh):
+// a block owns 32 units, whose 128 gate rows are 8 tiles of 16, one a warp;
+// each warp holds its tile of W_hh in WMMA fragments for the whole sequence,
+// kRegisterTiles k-tiles of it in registers and the rest in shared memory.
+// The batch goes through in passes of 16 rows (a 16 x 16 x k product).
+// Multiplicands: half, bfloat16, or float as TF32 (k = 8 a tile).
+struct Persistent2dTensorCoreTile {
+  static constexpr int kThreads = 256;
+  static constexpr int kUnits = 32;
+  static constexpr int kGateRows = 4 * kUnits;
+  static constexpr int kRows = 16;  // batch rows a pass
+  static constexpr int kRegisterTiles = 24;
+  template <typename T>
+  static FASTLSTM_TILE_FN int tile_k() { return sizeof(T) == 2 ? 16 : 8; }
+  template <typename T>
+  static FASTLSTM_TILE_FN int register_columns(int hidden) {
+    return hidden < kRegisterTiles * tile_k<T>() ? hidden : kRegisterTiles * tile_k<T>();
+  }
+  // A row of a multiplicand in shared memory: padded by 16 bytes, so that
+  // tiles stay 32-byte aligned and their rows fall on other banks.
+  template <typename T>
+  static FASTLSTM_TILE_FN int stride(int columns) { return columns + 16 / (int)sizeof(T); }
+  static FASTLSTM_TILE_FN size_t aligned(size_t bytes) { return (bytes + 31) / 32 * 32; }
+  template <typename T>
+  static FASTLSTM_TILE_FN size_t rest_bytes(int hidden) {
+    const int rest = hidden - register_columns<T>(hidden);
+    return rest > 0 ? aligned((size_t)kGateRows * stride<T>(rest) * sizeof(T)) : 0;
+  }
+  template <typename T>
+  static FASTLSTM_TILE_FN size_t stage_bytes(int hidden) {
+    return aligned((size_t)kRows * stride<T>(hidden) * sizeof(T));
+  }
+  static constexpr size_t kGateTileBytes = (size_t)kGateRows * kRows * sizeof(float);
+  // Dynamic shared memory: W_hh's columns past the registers, the staged h,
+  // the gate tile, the slice's cells.
+  template <typename T>
+  static FASTLSTM_TILE_FN size_t forward_bytes(int hidden, int slice_rows) {
+    return rest_bytes<T>(hidden) + stage_bytes<T>(hidden) + kGateTileBytes +
+           (size_t)slice_rows * kUnits * sizeof(float);
+  }
+};
+
 // All steps [k_begin, k_end) of a layer direction in one cooperative launch
 // (no projection: P = H).
 template <typename T>
@@ -188,7 +209,7 @@ struct PersistentForwardParams {
   DeviceSchedule sched;
   int k_begin, k_end, row0;  // visited steps of this launch; first row of pre_x/gates
   int batch, hidden, units;
-  bool tensor_cores;         // half/bfloat16 with H % 16 == 0: the WMMA variant
+  bool tensor_cores;         // the WMMA variant (half, bfloat16; float as TF32)
   // The 2-D kernel (lstm_persistent2d.cuh) where slice_rows > 0: rows per
   // batch slice (grid.y slices), and per slice a counter, zero at launch, of
   // the steps its blocks have finished.

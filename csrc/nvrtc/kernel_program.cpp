@@ -22,10 +22,11 @@ const char* storage_name(StorageType type) {
 // The numerics of the nvcc build: nvcc's defaults spelled out (CuPy, for one,
 // turns flush-to-zero on), and the defines torch's CUDAExtension adds, which
 // keep CUDA's implicit half and bfloat16 conversions out of the kernels.
-std::vector<std::string> compile_options(int arch, const NvrtcConfig& config) {
+std::vector<std::string> compile_options(int arch, const NvrtcConfig& config, bool ptx = false) {
   std::vector<std::string> options = {
-      "--gpu-architecture=sm_" + std::to_string(arch), "-std=c++17", "-default-device",
-      "-ftz=false", "-prec-div=true", "-prec-sqrt=true", "-fmad=true", "--ptxas-options=-v",
+      std::string("--gpu-architecture=") + (ptx ? "compute_" : "sm_") + std::to_string(arch),
+      "-std=c++17", "-default-device", "-ftz=false", "-prec-div=true", "-prec-sqrt=true",
+      "-fmad=true", ptx ? "-lineinfo" : "--ptxas-options=-v",
       "-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
       "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__",
       "-I" + config.source_dir};
@@ -47,7 +48,7 @@ std::string program_log(const NvrtcApi& api, nvrtcProgram program) {
 }
 
 CompiledKernels compile(const NvrtcApi& api, StorageType type,
-                        const std::vector<std::string>& options) {
+                        const std::vector<std::string>& options, bool ptx = false) {
   nvrtcProgram program = nullptr;
   check(api, api.CreateProgram(&program, kProgramSource, "fastlstm_kernels.cu", 0, nullptr,
                                nullptr),
@@ -66,9 +67,9 @@ CompiledKernels compile(const NvrtcApi& api, StorageType type,
   TORCH_CHECK(result == 0, "fastlstm: NVRTC could not compile the ", storage_name(type),
               " kernels (", api.GetErrorString(result), "):\n", out.log);
   size_t size = 0;
-  check(api, api.GetCUBINSize(program, &size), "cubin size");
+  check(api, (ptx ? api.GetPTXSize : api.GetCUBINSize)(program, &size), "output size");
   out.cubin.resize(size);
-  check(api, api.GetCUBIN(program, out.cubin.data()), "cubin");
+  check(api, (ptx ? api.GetPTX : api.GetCUBIN)(program, out.cubin.data()), "output");
   for (const std::string& name : names) {
     const char* lowered = nullptr;
     check(api, api.GetLoweredName(program, ("&" + name).c_str(), &lowered), "lowered name");
@@ -107,6 +108,10 @@ std::vector<std::string> compile_options(int arch) {
 
 CompiledKernels compile_kernels(StorageType type, int arch) {
   return compile(nvrtc_api(), type, compile_options(arch, nvrtc_config()));
+}
+
+CompiledKernels compile_ptx(StorageType type, int arch) {
+  return compile(nvrtc_api(), type, compile_options(arch, nvrtc_config(), true), true);
 }
 
 CompiledKernels cached_kernels(StorageType type, int arch, bool* hit) {

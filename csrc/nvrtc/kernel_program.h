@@ -13,7 +13,7 @@
 namespace fastlstm::nvrtc {
 
 struct CompiledKernels {
-  std::string cubin;
+  std::string cubin;  // or, compiled for a virtual arch, the PTX
   // (name expression, lowered name) of every instance.
   std::vector<std::pair<std::string, std::string>> lowered;
   std::string log;  // NVRTC's, with ptxas's report per kernel
@@ -28,6 +28,8 @@ std::vector<std::string> compile_options(int arch);
 // Compiled now (nvrtc-check), or from the cache where it holds this compile
 // (the executor; a fresh compile is stored there; *hit says which).
 CompiledKernels compile_kernels(StorageType type, int arch);
+// The PTX for compute_<arch> instead of a cubin (nvrtc-check's instruction checks).
+CompiledKernels compile_ptx(StorageType type, int arch);
 CompiledKernels cached_kernels(StorageType type, int arch, bool* hit = nullptr);
 
 }  // namespace fastlstm::nvrtc

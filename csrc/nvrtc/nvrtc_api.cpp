@@ -37,6 +37,8 @@ struct LoadedNvrtc {
     library.bind(api.GetProgramLog, "nvrtcGetProgramLog");
     library.bind(api.GetCUBINSize, "nvrtcGetCUBINSize");
     library.bind(api.GetCUBIN, "nvrtcGetCUBIN");
+    library.bind(api.GetPTXSize, "nvrtcGetPTXSize");
+    library.bind(api.GetPTX, "nvrtcGetPTX");
     library.bind(api.GetLoweredName, "nvrtcGetLoweredName");
   }
 };

@@ -27,6 +27,8 @@ struct NvrtcApi {
   nvrtcResult (*GetProgramLog)(nvrtcProgram, char*);
   nvrtcResult (*GetCUBINSize)(nvrtcProgram, size_t*);
   nvrtcResult (*GetCUBIN)(nvrtcProgram, char*);
+  nvrtcResult (*GetPTXSize)(nvrtcProgram, size_t*);
+  nvrtcResult (*GetPTX)(nvrtcProgram, char*);
   nvrtcResult (*GetLoweredName)(nvrtcProgram, const char* expression, const char** lowered);
 };
 

@@ -40,6 +40,17 @@ nvrtc_compile_op(const std::string& dtype, int64_t arch) {
   return {cubin, k.log, names, lowered, compile_options(checked_arch(arch))};
 }
 
+std::tuple<std::string, std::vector<std::string>, std::vector<std::string>> nvrtc_ptx_op(
+    const std::string& dtype, int64_t arch) {
+  const CompiledKernels k = compile_ptx(storage_named(dtype), checked_arch(arch));
+  std::vector<std::string> names, lowered;
+  for (const auto& [name, low] : k.lowered) {
+    names.push_back(name);
+    lowered.push_back(low);
+  }
+  return {k.cubin, names, lowered};
+}
+
 bool nvrtc_cache_op(const std::string& dtype, int64_t arch) {
   bool hit = false;
   cached_kernels(storage_named(dtype), checked_arch(arch), &hit);

@@ -20,4 +20,8 @@ nvrtc_compile_op(const std::string& dtype, int64_t arch);
 
 bool nvrtc_cache_op(const std::string& dtype, int64_t arch);
 
+// _nvrtc_ptx: the PTX for compute_<arch>, with each instance's lowered name.
+std::tuple<std::string, std::vector<std::string>, std::vector<std::string>> nvrtc_ptx_op(
+    const std::string& dtype, int64_t arch);
+
 }  // namespace fastlstm::nvrtc

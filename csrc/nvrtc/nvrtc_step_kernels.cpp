@@ -162,15 +162,10 @@ class NvrtcStepKernels final : public DispatchedStepKernels<NvrtcStepKernels> {
                                    blocks(ForwardPersistent2dKernel<T, 1, false>{})),
                           std::min(blocks(ForwardPersistent2dKernel<T, 4, true>{}),
                                    blocks(ForwardPersistent2dKernel<T, 4, false>{})));
-        case PersistentKernel::kBackwardTensorCore:
-          if constexpr (kHasTensorCoreKernels<T>) {
-            return blocks(BackwardPersistentTensorCoreKernel<T>{});
-          }
-          return 0;
-        case PersistentKernel::kForwardTensorCore:
-          if constexpr (kHasTensorCoreKernels<T>) {
-            return std::min(blocks(ForwardPersistentTensorCoreKernel<T, true>{}),
-                            blocks(ForwardPersistentTensorCoreKernel<T, false>{}));
+        case PersistentKernel::kForward2dTensorCore:
+          if constexpr (kHasTensorCoreKernels<T> || std::is_same_v<T, float>) {
+            return std::min(blocks(ForwardPersistent2dTensorCoreKernel<T, true>{}),
+                            blocks(ForwardPersistent2dTensorCoreKernel<T, false>{}));
           }
           return 0;
         default:

@@ -1,6 +1,9 @@
 // The CPU SIMT emulator's stand-in for CUDA's mma.h: the warp matrix
 // functions of nvcuda::wmma for the shapes 16x16x16, 32x8x16 and 8x32x16
-// (m x n x k), __half or __nv_bfloat16 multiplicands and float accumulators.
+// (m x n x k) with __half or __nv_bfloat16 multiplicands, and 16x16x8 with
+// precision::tf32 ones (float in memory and in x[]; __float_to_tf32 rounds
+// to TF32's 10-bit mantissa, and mma_sync, like the hardware, ignores the
+// low 13 bits of a value that was not rounded), float accumulators.
 //
 // On the GPU each lane holds an unspecified share of a tile. Here every lane
 // holds all of it (num_elements is the tile's size, x[r * cols + c] holds
@@ -39,6 +42,9 @@
 namespace nvcuda::wmma {
 
 // Tags, declared but never defined, as in CUDA.
+namespace precision {
+struct tf32;
+}
 struct matrix_a;
 struct matrix_b;
 struct accumulator;
@@ -60,9 +66,23 @@ constexpr unsigned kLanes = 32;
 constexpr uintptr_t kPointerAlignment = 32;  // bytes: CUDA's 256 bits
 constexpr unsigned kLdmAlignment = 16;       // bytes
 
+template <typename T>
+constexpr bool is_tf32 = std::is_same_v<T, wmma::precision::tf32>;
+
+// Accumulators (float) come in every shape of their multiplicands.
+template <typename T>
 constexpr bool supported_shape(int m, int n, int k) {
-  return k == 16 && ((m == 16 && n == 16) || (m == 32 && n == 8) || (m == 8 && n == 32));
+  const bool tf32_shape = m == 16 && n == 16 && k == 8;
+  const bool half_shape =
+      k == 16 && ((m == 16 && n == 16) || (m == 32 && n == 8) || (m == 8 && n == 32));
+  if constexpr (is_tf32<T>) return tf32_shape;
+  if constexpr (std::is_same_v<T, float>) return tf32_shape || half_shape;
+  return half_shape;
 }
+
+// What x[] holds: float for TF32 multiplicands.
+template <typename T>
+using StorageOf = std::conditional_t<is_tf32<T>, float, T>;
 
 // The matrix a fragment of `Use` holds: a is m x k, b is k x n, c and d m x n.
 template <typename Use, int M, int N, int K>
@@ -91,7 +111,7 @@ constexpr bool supported_types() {
   if constexpr (std::is_same_v<Use, wmma::accumulator>) {
     return std::is_same_v<T, float> && std::is_void_v<Layout>;
   } else {
-    return (std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) &&
+    return (std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16> || is_tf32<T>) &&
            (std::is_same_v<Layout, wmma::row_major> || std::is_same_v<Layout, wmma::col_major>);
   }
 }
@@ -199,7 +219,7 @@ template <typename Fragment>
 struct FragmentTraits;
 template <typename Use, int M, int N, int K, typename T, typename Layout>
 struct FragmentTraits<wmma::fragment<Use, M, N, K, T, Layout>> {
-  using Element = T;
+  using Element = StorageOf<T>;
   static constexpr int rows = TileShape<Use, M, N, K>::rows, cols = TileShape<Use, M, N, K>::cols;
 };
 
@@ -246,6 +266,15 @@ std::string store_tile(void* const lane_args[]) {
 
 inline float to_float(__half value) { return __half2float(value); }
 inline float to_float(__nv_bfloat16 value) { return __bfloat162float(value); }
+// A TF32 multiplicand: the Tensor Cores read the sign, exponent and the top
+// 10 bits of the mantissa.
+inline float to_float(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  bits &= ~uint32_t{0x1fff};
+  std::memcpy(&value, &bits, sizeof bits);
+  return value;
+}
 
 // Every lane's x[] of one operand.
 template <typename Element, typename Member>
@@ -306,18 +335,30 @@ template <typename Use, int M, int N, int K, typename T, typename Layout>
 class fragment {
   using Shape = ::fastlstm::sim::wmma_detail::TileShape<Use, M, N, K>;
   static_assert(Shape::known_use, "wmma::fragment: Use is matrix_a, matrix_b or accumulator");
-  static_assert(::fastlstm::sim::wmma_detail::supported_shape(M, N, K),
-                "wmma::fragment: the emulator supports m x n x k = 16x16x16, 32x8x16, 8x32x16");
+  static_assert(::fastlstm::sim::wmma_detail::supported_shape<T>(M, N, K),
+                "wmma::fragment: the emulator supports m x n x k = 16x16x16, 32x8x16, 8x32x16 "
+                "(16-bit types) and 16x16x8 (precision::tf32)");
   static_assert(::fastlstm::sim::wmma_detail::supported_types<Use, T, Layout>(),
-                "wmma::fragment: the emulator supports __half or __nv_bfloat16 matrix_a and "
-                "matrix_b with row_major or col_major, and float accumulators without a layout");
+                "wmma::fragment: the emulator supports __half, __nv_bfloat16 or precision::tf32 "
+                "matrix_a and matrix_b with row_major or col_major, and float accumulators "
+                "without a layout");
 
  public:
   enum { num_elements = Shape::rows * Shape::cols, num_storage_elements = num_elements };
-  using element_type = T;
-  using storage_element_type = T;
+  using element_type = ::fastlstm::sim::wmma_detail::StorageOf<T>;
+  using storage_element_type = element_type;
   storage_element_type x[num_elements];
 };
+
+// Round to nearest (ties away from zero) to TF32's 10-bit mantissa, as
+// cvt.rna.tf32.f32 does; infinities and NaN pass unchanged.
+inline float __float_to_tf32(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  if ((bits & 0x7f800000u) != 0x7f800000u) bits = (bits + 0x1000u) & ~uint32_t{0x1fff};
+  std::memcpy(&value, &bits, sizeof bits);
+  return value;
+}
 
 template <typename Use, int M, int N, int K, typename T, typename Layout>
 inline void fill_fragment(fragment<Use, M, N, K, T, Layout>& f,

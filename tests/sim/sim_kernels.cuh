@@ -326,6 +326,27 @@ __global__ void mask_beyond_partial_warp(int* out) {
   out[threadIdx.x] = __shfl_sync(kFullMask, int(threadIdx.x), 0);
 }
 
+// TF32: d = a b for a 16 x 32 row-major, b 32 x 16 column-major (ldm 32),
+// over four k steps of 8, the multiplicands rounded by __float_to_tf32
+// (kRound) or, planted, left for the Tensor Cores to truncate.
+template <bool kRound>
+__global__ void wmma_tf32_matmul(const float* a, const float* b, float* d) {
+  wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
+  wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fb;
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc;
+  wmma::fill_fragment(acc, 0.0f);
+  for (int k0 = 0; k0 < 32; k0 += 8) {
+    wmma::load_matrix_sync(fa, a + k0, 32);
+    wmma::load_matrix_sync(fb, b + k0, 32);
+    if (kRound) {
+      for (int t = 0; t < fa.num_elements; ++t) fa.x[t] = wmma::__float_to_tf32(fa.x[t]);
+      for (int t = 0; t < fb.num_elements; ++t) fb.x[t] = wmma::__float_to_tf32(fb.x[t]);
+    }
+    wmma::mma_sync(acc, fa, fb, acc);
+  }
+  wmma::store_matrix_sync(d, acc, 16, wmma::mem_row_major);
+}
+
 // ---- Flags between blocks: block b takes block b-1's values of each step
 // (block 0 starts from the step number), after waiting for its flag -------
 

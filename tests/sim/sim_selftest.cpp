@@ -542,6 +542,34 @@ void check_wmma_one_tile(Check& check) {
     }
 }
 
+// TF32 on the host: round to nearest, ties away from zero, to a 10-bit
+// mantissa (kRound), or the Tensor Cores' truncation of unrounded values.
+float tf32(float value, bool round) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  bits = ((round ? bits + 0x1000u : bits) & ~uint32_t{0x1fff});
+  std::memcpy(&value, &bits, sizeof bits);
+  return value;
+}
+
+template <bool kRound>
+Check run_wmma_tf32() {
+  AlignedBuffer<float> a(16 * 32), b(32 * 16), d(16 * 16);
+  for (int i = 0; i < 16 * 32; ++i) a[i] = 1.0f + float(i % 13) / 4097.0f;  // low bits set
+  for (int i = 0; i < 32 * 16; ++i) b[i] = float(i % 7) - 3.0f + float(i % 5) / 8193.0f;
+  sim::launch(1, 32, 0, wmma_tf32_matmul<kRound>, a.data(), b.data(), d.data());
+  Check check;
+  for (int r = 0; r < 16; ++r)
+    for (int col = 0; col < 16; ++col) {
+      float expected = 0;
+      for (int k = 0; k < 32; ++k)
+        expected += tf32(a[r * 32 + k], kRound) * tf32(b[col * 32 + k], kRound);
+      check.expect(d[r * 16 + col] == expected,
+                   "D[" + std::to_string(r) + "][" + std::to_string(col) + "]");
+    }
+  return check;
+}
+
 Check run_wmma_shapes() {
   Check check;
   check_wmma_one_tile<16, 16, 16>(check);
@@ -643,6 +671,8 @@ const std::vector<std::pair<std::string, std::function<Check()>>>& cases() {
       {"wmma_matmul_half", [] { return run_wmma_matmul<__half>("__half"); }},
       {"wmma_matmul_bfloat16", [] { return run_wmma_matmul<__nv_bfloat16>("__nv_bfloat16"); }},
       {"wmma_shapes", run_wmma_shapes},
+      {"wmma_tf32_rounded", run_wmma_tf32<true>},
+      {"wmma_tf32_truncated", run_wmma_tf32<false>},
       {"wmma_half_warp", [] { return run_wmma_misuse_case(64, wmma_half_warp); }},
       {"wmma_partial_warp", [] { return run_wmma_misuse_case(48, wmma_partial_warp); }},
       {"wmma_misaligned_pointer", [] { return run_wmma_misuse_case(32, wmma_misaligned_pointer); }},

@@ -1,0 +1,153 @@
+// The 2-D persistent forward with its recurrent products on Tensor Cores:
+// the cut, the step counters and the cell code of the scalar kernel
+// (lstm_persistent2d.cuh), with a block of 32 units whose 128 gate rows are
+// eight 16-row tiles, one a warp. Each warp keeps its tile of W_hh in WMMA
+// fragments for the whole sequence: the first Persistent2dTensorCoreTile::
+// kRegisterTiles k-tiles in registers (an array indexed only by unrolled,
+// compile-time indices: no local memory), the rest in shared memory. Per
+// pass of 16 batch rows, h_{t-1} is staged in shared memory as the
+// column-major B operand, the float accumulators go through a shared gate
+// tile to the cell update. Half and bfloat16 multiply as they are stored;
+// float multiplies as TF32 (rounded to nearest, ties away), which the glue
+// runs only where torch allows TF32 for cuDNN's RNNs, as cuDNN does.
+#pragma once
+
+#include "kernel_prelude.cuh"
+
+#include "lstm_persistent2d.cuh"
+
+namespace fastlstm {
+
+// A storage type's WMMA operand: the fragment's element type, the type in
+// memory, and whether it multiplies as TF32.
+template <typename T>
+struct TensorCoreOperand;
+template <>
+struct TensorCoreOperand<half_t> {
+  using Fragment = __half;
+  using Memory = __half;
+  static constexpr bool kTf32 = false;
+};
+template <>
+struct TensorCoreOperand<bfloat16_t> {
+  using Fragment = __nv_bfloat16;
+  using Memory = __nv_bfloat16;
+  static constexpr bool kTf32 = false;
+};
+template <>
+struct TensorCoreOperand<float> {
+  using Fragment = nvcuda::wmma::precision::tf32;
+  using Memory = float;
+  static constexpr bool kTf32 = true;
+};
+
+// A loaded multiplicand as the Tensor Cores take it: TF32 rounded.
+template <typename T, typename Fragment>
+__device__ __forceinline__ void as_multiplicand(Fragment& f) {
+  if constexpr (TensorCoreOperand<T>::kTf32) {
+    for (int t = 0; t < f.num_elements; ++t) f.x[t] = nvcuda::wmma::__float_to_tf32(f.x[t]);
+  }
+}
+
+template <typename T, bool kSaveWorkspace>
+__global__ void __launch_bounds__(Persistent2dTensorCoreTile::kThreads, 1)
+lstm_forward_persistent2d_tensor_core(PersistentForwardParams<T> p) {
+  namespace wmma = nvcuda::wmma;
+  using Tile = Persistent2dTensorCoreTile;
+  using M = typename TensorCoreOperand<T>::Memory;
+  using Precision = typename TensorCoreOperand<T>::Fragment;
+  constexpr int kK = Tile::tile_k<T>(), kRows = Tile::kRows, kUnits = Tile::kUnits;
+  using AFragment = wmma::fragment<wmma::matrix_a, 16, 16, kK, Precision, wmma::row_major>;
+  using BFragment = wmma::fragment<wmma::matrix_b, 16, 16, kK, Precision, wmma::col_major>;
+  using CFragment = wmma::fragment<wmma::accumulator, 16, 16, kK, float>;
+  FASTLSTM_DYNAMIC_SHARED(unsigned char, shared_bytes);
+  const int H = p.hidden, BS = p.slice_rows, tid = threadIdx.x, warp = tid / 32;
+  const int register_tiles = Tile::register_columns<T>(H) / kK, tiles = H / kK;
+  const int rest = H - register_tiles * kK;
+  const int rest_stride = Tile::stride<M>(rest), h_stride = Tile::stride<M>(H);
+  M* w_rest = reinterpret_cast<M*>(shared_bytes);                         // [128][rest_stride]
+  M* h_stage = reinterpret_cast<M*>(shared_bytes + Tile::rest_bytes<M>(H));  // [16][h_stride]
+  float* gate_tile = reinterpret_cast<float*>(reinterpret_cast<unsigned char*>(h_stage) +
+                                              Tile::stage_bytes<M>(H));   // [128][16]
+  float* c_slice = gate_tile + Tile::kGateRows * kRows;                   // [BS][32]
+
+  // Warp w's tile: gate w / 2, units 16 (w % 2) .. of the block's 32.
+  const int j0 = blockIdx.x * kUnits, r0 = blockIdx.y * BS;
+  const M* w_rows = reinterpret_cast<const M*>(p.w_hh) +
+                    (size_t)((warp / 2) * H + j0 + 16 * (warp % 2)) * H;
+  AFragment w_registers[Tile::kRegisterTiles];
+#pragma unroll
+  for (int t = 0; t < Tile::kRegisterTiles; ++t) {
+    if (t < register_tiles) {
+      wmma::load_matrix_sync(w_registers[t], w_rows + t * kK, H);
+      as_multiplicand<T>(w_registers[t]);
+    }
+  }
+  for (int e = tid; e < Tile::kGateRows * rest; e += blockDim.x) {
+    const int r = e / rest, k = e % rest;
+    w_rest[r * rest_stride + k] = reinterpret_cast<const M*>(
+        p.w_hh)[(size_t)((r / kUnits) * H + j0 + r % kUnits) * H + register_tiles * kK + k];
+  }
+  for (int e = tid; e < BS * kUnits; e += blockDim.x) {
+    const int b = r0 + e / kUnits;
+    c_slice[e] = b < p.batch ? p.c_state[(size_t)b * H + j0 + e % kUnits] : 0.0f;
+  }
+  __syncthreads();
+
+  int* counter = p.step_counters + blockIdx.y;
+  for (int k = p.k_begin; k < p.k_end; ++k) {
+    const ScheduledStep step = scheduled_step(p.sched, k);
+    const int rows = min(BS, step.rows - r0);  // of this slice, at this step
+    wait_for_slice(counter, k - p.k_begin, gridDim.x);
+    for (int first = 0; first < rows; first += kRows) {
+      const int pass = min(kRows, rows - first);
+      const T* h_prev = step.prev >= 0 ? p.output + (size_t)step.prev * H : nullptr;
+      for (int e = tid; e < kRows * H; e += blockDim.x) {
+        const int r = e / H, col = e % H, b = r0 + first + r;
+        T v = from_acc<T>(0.0f);
+        if (r < pass) v = b < step.carried ? h_prev[(size_t)b * H + col] : p.h0[(size_t)b * H + col];
+        h_stage[r * h_stride + col] = reinterpret_cast<const M&>(v);
+      }
+      __syncthreads();
+      CFragment acc;
+      wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+      for (int t = 0; t < Tile::kRegisterTiles; ++t) {
+        if (t < register_tiles) {
+          BFragment h;
+          wmma::load_matrix_sync(h, h_stage + t * kK, h_stride);
+          as_multiplicand<T>(h);
+          wmma::mma_sync(acc, w_registers[t], h, acc);
+        }
+      }
+      for (int t = register_tiles; t < tiles; ++t) {
+        AFragment w;
+        wmma::load_matrix_sync(w, w_rest + warp * 16 * rest_stride + (t - register_tiles) * kK,
+                               rest_stride);
+        as_multiplicand<T>(w);
+        BFragment h;
+        wmma::load_matrix_sync(h, h_stage + t * kK, h_stride);
+        as_multiplicand<T>(h);
+        wmma::mma_sync(acc, w, h, acc);
+      }
+      wmma::store_matrix_sync(gate_tile + warp * 16 * kRows, acc, kRows, wmma::mem_row_major);
+      __syncthreads();
+      for (int e = tid; e < kUnits * pass; e += blockDim.x) {
+        const int u = e % kUnits, r = e / kUnits, b = r0 + first + r, j = j0 + u;
+        float pre[kNumGates];
+        load_pre_x(p, step, b, j, pre);
+        for (int g = 0; g < kNumGates; ++g) pre[g] += gate_tile[(g * kUnits + u) * kRows + r];
+        finish_persistent_cell<T, kSaveWorkspace>(p, step, b, j, pre,
+                                                  c_slice[(first + r) * kUnits + u]);
+      }
+      __syncthreads();  // the next pass overwrites the staged h and the gate tile
+    }
+    publish_step(counter);
+  }
+  for (int e = tid; e < BS * kUnits; e += blockDim.x) {
+    const int b = r0 + e / kUnits;
+    if (b < p.batch) p.c_state[(size_t)b * H + j0 + e % kUnits] = c_slice[e];
+  }
+}
+
+}  // namespace fastlstm
