@@ -17,9 +17,11 @@ import torch
 import fastlstm
 from fastlstm import bench
 
-VARIANTS = {"float32": ["auto", "step_narrow", "step_wide", "persistent"],
-            "float16": ["auto", "step_narrow", "tensor_core", "persistent", "persistent_tensor_core"],
-            "bfloat16": ["auto", "tensor_core", "persistent", "persistent_tensor_core"]}
+VARIANTS = {"float32": ["auto", "step_narrow", "step_wide", "persistent", "persistent_2d"],
+            "float16": ["auto", "step_narrow", "tensor_core", "persistent", "persistent_2d",
+                        "persistent_tensor_core"],
+            "bfloat16": ["auto", "tensor_core", "persistent", "persistent_2d",
+                         "persistent_tensor_core"]}
 BATCHES = {"float32": (1, 4, 8, 16, 32, 64, 128), "float16": (1, 8, 16, 32, 64, 128),
            "bfloat16": (8, 32)}
 HIDDEN = (256, 512, 1024)

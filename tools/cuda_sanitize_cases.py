@@ -23,16 +23,18 @@ from conftest import layer_args, layer_results, on_device  # noqa: E402
 # (name, layer sizes, reverse, kernels, dtypes)
 CASES = [
     ("multi_block", dict(steps=3, batch=37, input_size=5, hidden=70), False,
-     ["step_narrow", "step_wide", "persistent"], [torch.float32]),
+     ["step_narrow", "step_wide", "persistent", "persistent_2d"], [torch.float32]),
     ("packed_reverse", dict(batch_sizes=[37, 30, 17, 2], input_size=3, hidden=24), True,
-     ["step_narrow", "step_wide", "persistent"], [torch.float32, torch.float64]),
+     ["step_narrow", "step_wide", "persistent", "persistent_2d"], [torch.float32, torch.float64]),
+    ("wide_batch_2d", dict(steps=3, batch=130, input_size=8, hidden=96), False,
+     ["persistent_2d"], [torch.float32, torch.float64]),
     ("projection", dict(steps=3, batch=19, input_size=4, hidden=72, proj=70), True,
      ["step_narrow", "step_wide"], [torch.float32]),
     ("tiles", dict(steps=3, batch=20, input_size=16, hidden=64), False,
-     ["tensor_core", "persistent", "persistent_tensor_core", "step_narrow"],
+     ["tensor_core", "persistent", "persistent_2d", "persistent_tensor_core", "step_narrow"],
      [torch.float16, torch.bfloat16]),
     ("tiles_packed_reverse", dict(batch_sizes=[5, 4, 2], input_size=8, hidden=32), True,
-     ["tensor_core", "persistent", "persistent_tensor_core"], [torch.float16]),
+     ["tensor_core", "persistent", "persistent_2d", "persistent_tensor_core"], [torch.float16]),
 ]
 
 
