@@ -377,8 +377,14 @@ Tensor grad_w_hh(const Tensor& dgates, const StepSchedule& sched, bool reverse,
 }
 
 // h_n: each sequence's last output row, or h0 for a sequence with no step.
+// With every step full (an LSTMCell's one step among them) those rows are the
+// last visited step's: a copy on the device, with no index sent from the host.
 Tensor final_hidden(const StepSchedule& sched, bool reverse, const Tensor& output,
                     const Tensor& h0) {
+  if (sched.full() && sched.steps() > 0 && sched.batch.front() == h0.size(0)) {
+    const int64_t last = sched.step_at(sched.steps() - 1, reverse);
+    return output.narrow(0, sched.offset[last], sched.batch[last]).clone();
+  }
   std::vector<int64_t> rows = sched.last_rows(reverse);
   const int64_t n = output.size(0), visited = static_cast<int64_t>(rows.size());
   rows.resize(h0.size(0));

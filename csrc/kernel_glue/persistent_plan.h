@@ -131,15 +131,19 @@ const char* tensor_cores_refused_persistent(const LayerArgs& a) {
 // keeps the scalar 2-D kernel there.
 constexpr int64_t kTensorCoreMinBatch = 4;
 
-// Whether a persistent kernel runs: forced, refused, or the auto rule: the
-// 2-D kernels where they fit (the Tensor Core forward where it applies, from
-// kTensorCoreMinBatch), else the 1-D ones up to kPersistentMaxBatch. Forcing
+// Whether a persistent kernel runs: forced, refused, or the auto rule: for
+// more than one step, the 2-D kernels where they fit (the Tensor Core forward
+// where it applies, from kTensorCoreMinBatch), else the 1-D ones up to
+// kPersistentMaxBatch. Forcing
 // the Tensor Core variant leaves the backward to the auto rule.
 template <typename T>
 PersistentPlan choose_persistent(const StepKernels& kernels, const LayerArgs& a, bool backward) {
   const KernelChoice k = a.kernel;
   const LayerShape& s = a.shape;
   const bool is_auto = k == KernelChoice::kAuto;
+  // One step (an LSTMCell) keeps nothing on chip across steps: the step
+  // kernels, without the planning's occupancy queries.
+  if (is_auto && a.schedule.steps() <= 1) return {};
   const bool tc_forced = k == KernelChoice::kPersistentTensorCore;
   const char* refused = tensor_cores_refused_persistent<T>(a);
   PersistentPlan plan;
