@@ -40,6 +40,23 @@ def _apply(name, kernel, order, seed):
     _state = (name, kernel, order, int(seed))
 
 
+@contextlib.contextmanager
+def forced_kernel(kernel):
+    """Force one CUDA kernel variant inside the block (the autotuner's)."""
+    before = torch.ops.fastlstm._get_kernel()
+    torch.ops.fastlstm._set_kernel(kernel)
+    if _state[0] == "emulated":
+        from . import _emulated
+        _emulated.stand_in(kernel, _state[2], _state[3])
+    try:
+        yield
+    finally:
+        torch.ops.fastlstm._set_kernel(before)
+        if _state[0] == "emulated":
+            from . import _emulated
+            _emulated.stand_in(before, _state[2], _state[3])
+
+
 def backend_state():
     """(backend, kernel, order, seed) now in force."""
     return _state

@@ -5,7 +5,7 @@ torch.library.register_autograd)."""
 import torch
 
 from . import _C  # noqa: F401  (loading the library registers the ops)
-from . import _nvrtc
+from . import _autotune, _backend, _nvrtc
 
 _nvrtc.configure()
 
@@ -66,6 +66,9 @@ def lstm_layer(input, h0, c0, w_ih, w_hh, bias=None, w_hr=None, batch_sizes=None
     # The backward workspace is kept only when autograd will ask for it.
     save_workspace = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (input, h0, c0, w_ih, w_hh, bias, w_hr))
-    output, h_n, c_n, _gates, _cells = torch.ops.fastlstm.lstm_layer(
-        input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse, save_workspace)
-    return output, h_n, c_n
+    args = (input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse)
+    kernel = _autotune.kernel_for(*args, save_workspace) if _autotune.enabled() else None
+    if kernel is None:
+        return torch.ops.fastlstm.lstm_layer(*args, save_workspace)[:3]
+    with _backend.forced_kernel(kernel):
+        return torch.ops.fastlstm.lstm_layer(*args, save_workspace)[:3]
