@@ -99,31 +99,42 @@ PERSISTENT_MULTI_BLOCK = {
 }
 
 
-@pytest.mark.parametrize("name", PERSISTENT_MULTI_BLOCK)
-def test_persistent_several_blocks_match_reference(name):
-    kwargs, reverse = PERSISTENT_MULTI_BLOCK[name]
-    args = layer_args(dtype=torch.float32, **kwargs)
-    expected = reference_results(args, reverse)
+def assert_every_order_matches(args, reverse, kernel, expected, **tol):
+    """The op with kernel forced, in each scheduling order: close to expected, and
+    bitwise the same in every order (no order-dependent race)."""
     first = None
     for order, seed in ORDERS:
-        with fastlstm.backend("emulated", kernel="persistent", order=order, seed=seed):
+        with fastlstm.backend("emulated", kernel=kernel, order=order, seed=seed):
             actual = op_results(args, reverse)
-        assert_all_close(actual, expected, **FP32_TOL)
+            assert fastlstm._backend.last_kernel("cpu") == kernel
+        assert_all_close(actual, expected, **tol)
         if first is None:
             first = actual
         else:
             assert_all_close(actual, first)
 
 
-def test_persistent_inference_in_chunks_matches_training_forward():
-    """Inference launches the persistent kernel once per chunk of steps,
-    carrying the cell state between launches."""
-    args = layer_args(steps=200, batch=3, hidden=9, dtype=torch.float32)
-    with fastlstm.backend("emulated", kernel="persistent", order="random", seed=4):
+def assert_chunked_inference_matches_training(kernel, args):
+    """Inference launches a persistent kernel once per chunk of steps, carrying the
+    cell state between launches (and restarting the 2-D kernels' counters)."""
+    with fastlstm.backend("emulated", kernel=kernel, order="random", seed=4):
         for reverse in (False, True):
             *saved, _, _ = call_op(args, reverse, True)
             *unsaved, _, _ = call_op(args, reverse, False)
             assert_all_close(unsaved, saved, **FP32_TOL)
+
+
+@pytest.mark.parametrize("name", PERSISTENT_MULTI_BLOCK)
+def test_persistent_several_blocks_match_reference(name):
+    kwargs, reverse = PERSISTENT_MULTI_BLOCK[name]
+    args = layer_args(dtype=torch.float32, **kwargs)
+    assert_every_order_matches(args, reverse, "persistent", reference_results(args, reverse),
+                               **FP32_TOL)
+
+
+def test_persistent_inference_in_chunks_matches_training_forward():
+    assert_chunked_inference_matches_training(
+        "persistent", layer_args(steps=200, batch=3, hidden=9, dtype=torch.float32))
 
 
 def test_auto_picks_the_2d_persistent_forward_where_it_fits():
@@ -159,27 +170,13 @@ PERSISTENT_2D = {
 def test_persistent_2d_matches_reference_in_every_order(name):
     kwargs, reverse = PERSISTENT_2D[name]
     args = layer_args(dtype=torch.float64, **kwargs)
-    expected = reference_results(args, reverse)
-    first = None
-    for order, seed in ORDERS:
-        with fastlstm.backend("emulated", kernel="persistent_2d", order=order, seed=seed):
-            actual = op_results(args, reverse)
-            assert fastlstm._backend.last_kernel("cpu") == "persistent_2d"
-        assert_all_close(actual, expected, **FP64_TOL)
-        if first is None:
-            first = actual
-        else:  # no order-dependent race: bitwise the same in every order
-            assert_all_close(actual, first)
+    assert_every_order_matches(args, reverse, "persistent_2d", reference_results(args, reverse),
+                               **FP64_TOL)
 
 
 def test_persistent_2d_inference_in_chunks_matches_training_forward():
-    """Inference launches once per chunk of steps: the counters restart."""
-    args = layer_args(steps=200, batch=5, hidden=16, dtype=torch.float32)
-    with fastlstm.backend("emulated", kernel="persistent_2d", order="random", seed=4):
-        for reverse in (False, True):
-            *saved, _, _ = call_op(args, reverse, True)
-            *unsaved, _, _ = call_op(args, reverse, False)
-            assert_all_close(unsaved, saved, **FP32_TOL)
+    assert_chunked_inference_matches_training(
+        "persistent_2d", layer_args(steps=200, batch=5, hidden=16, dtype=torch.float32))
 
 
 def test_persistent_2d_agrees_with_the_1d_kernel():
