@@ -31,10 +31,14 @@ enum Gate : int { kGateI = 0, kGateF = 1, kGateG = 2, kGateO = 3, kNumGates = 4 
 
 // The two lane-wise steps of exp_poly that are not arithmetic, for float;
 // the CPU engine's SIMD vectors overload them (csrc/cpu/engine/vec.h).
-// The clamp keeps NaN: both comparisons are false for it.
+// The clamp keeps NaN: both comparisons are false for it. Its upper end
+// lies past the largest x whose exp is a float (88.7228...), so that exp
+// overflows to inf there as expf does and sigmoid(x) is exactly 0 where
+// torch's is (1 / (1 + inf)); the lower end keeps 2^(n-1) a normal float.
+constexpr float kExpArgMin = -86.0f, kExpArgMax = 89.0f;
 FASTLSTM_HOST_INLINE float clamp_exp_arg(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  return x > 88.0f ? 88.0f : x;
+  x = x < kExpArgMin ? kExpArgMin : x;
+  return x > kExpArgMax ? kExpArgMax : x;
 }
 // 2^n from t = n + 1.5*2^23, whose low mantissa bits hold the integer n.
 // Unsigned, so that the shift is defined for every t (NaN gives garbage
@@ -50,7 +54,10 @@ FASTLSTM_HOST_INLINE float pow2_of_shifted(float t) {
 
 // exp(x) for float without branches or table lookups, so that host loops
 // over it vectorize (libm's expf is a call per element). Cody-Waite range
-// reduction x = n*ln2 + r, |r| <= ln2/2, then a degree-6 polynomial for e^r.
+// reduction x = n*ln2 + r, |r| <= ln2/2, then a degree-6 polynomial for e^r,
+// scaled by 2^(n-1) and then by 2: n reaches 128 near the top of the range,
+// where 2^n alone is no float but the product overflows to inf as it should
+// (both scalings are exact below that).
 // sigmoid and tanh built on it stay within 2^-21 of the exact values on
 // every input (tests/test_gate_math.py; measured 8.9e-8 and 1.8e-7).
 // F is float or a SIMD vector of floats: the same operations lane by lane.
@@ -70,7 +77,7 @@ FASTLSTM_HOST_INLINE F exp_poly(F x) {
   p = p * r + F(1.6666665459e-1f);
   p = p * r + F(5.0000001201e-1f);
   p = p * r * r + r + F(1.0f);
-  return p * pow2_of_shifted(t);
+  return p * pow2_of_shifted(t - F(1.0f)) * F(2.0f);
 }
 
 // Overloads instead of templates on std:: so that nvcc picks its device

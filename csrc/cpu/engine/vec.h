@@ -161,7 +161,7 @@ FASTLSTM_VEC_INLINE void sum_lanes4(Vec<T, W> a, Vec<T, W> b, Vec<T, W> c, Vec<T
 template <int W>
 FASTLSTM_VEC_INLINE Vec<float, W> clamp_exp_arg(Vec<float, W> x) {
   using Raw = typename Vec<float, W>::Raw;
-  const Raw lo = Vec<float, W>(-87.0f).v, hi = Vec<float, W>(88.0f).v;
+  const Raw lo = Vec<float, W>(kExpArgMin).v, hi = Vec<float, W>(kExpArgMax).v;
   Raw r = x.v < lo ? lo : x.v;
   r = r > hi ? hi : r;
   return Vec<float, W>(r);
