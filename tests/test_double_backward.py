@@ -1,0 +1,140 @@
+"""Second-order gradients (create_graph=True) through the ops and the modules:
+gradgradcheck in float64 on the op, and gradients of a gradient equal to
+nn.LSTM's / nn.LSTMCell's (same weights) to 1e-9 in float64."""
+import pytest
+import torch
+
+import fastlstm
+from conftest import Case, layer_args, make_cell_pair, make_leaves, make_pair, module_input
+
+DOUBLE_TOL = {"atol": 1e-9, "rtol": 1e-7}
+
+OP_CASES = {
+    "plain": dict(),
+    "reverse": dict(reverse=True),
+    "no_bias": dict(bias=False),
+    "packed": dict(batch_sizes=[3, 2, 2, 1]),
+    "packed_reverse_proj": dict(batch_sizes=[3, 3, 1], proj=2, reverse=True),
+    "proj": dict(proj=2),
+    "single_step": dict(steps=1),
+}
+
+
+@pytest.mark.parametrize("name", OP_CASES)
+def test_op_gradgradcheck(name):
+    config = dict(OP_CASES[name])
+    reverse = config.pop("reverse", False)
+    args = layer_args(**{"steps": 3, "batch": 3, "input_size": 2, "hidden": 3, **config},
+                      requires_grad=True)
+    names = [k for k, v in args.items() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+
+    def layer(*tensors):
+        return fastlstm.lstm_layer(**{**args, **dict(zip(names, tensors))}, reverse=reverse)
+
+    inputs = tuple(args[k] for k in names)
+    assert torch.autograd.gradcheck(layer, inputs)
+    assert torch.autograd.gradgradcheck(layer, inputs)
+
+
+MODULE_CASES = [
+    Case(dict(input_size=3, hidden_size=4, num_layers=2, bidirectional=True)),
+    Case(dict(input_size=3, hidden_size=4, proj_size=2, batch_first=True)),
+    Case(dict(input_size=3, hidden_size=4, num_layers=2, bidirectional=True, proj_size=3),
+         lengths=(4, 2, 3), enforce_sorted=False),
+    Case(dict(input_size=3, hidden_size=4, bias=False), lengths=(4, 4, 1), with_hx=False),
+    Case(dict(input_size=3, hidden_size=4, num_layers=2), batch=None),
+]
+
+
+def grad_of_grad(module, case, leaves=None):
+    """The gradient of a penalty on first-order gradients (as WGAN-GP takes
+    one), with respect to the input, hx and every parameter."""
+    x, hx = leaves or make_leaves(case, torch.float64)
+    params = list(module.parameters())
+    output, (h_n, c_n) = module(module_input(case, x), hx)
+    output = getattr(output, "data", output)
+    gen = torch.Generator().manual_seed(3)
+    loss = sum((t * torch.randn(t.shape, generator=gen, dtype=t.dtype)).sum()
+               for t in (output, h_n, c_n))
+    wrt = [x, *(hx or ()), *params]
+    grads = torch.autograd.grad(loss, wrt, create_graph=True)
+    penalty = sum((g * torch.randn(g.shape, generator=gen, dtype=g.dtype)).sum() + g.pow(2).sum()
+                  for g in grads)
+    return list(grads) + list(torch.autograd.grad(penalty, wrt))
+
+
+@pytest.mark.parametrize("case", MODULE_CASES, ids=str)
+def test_lstm_double_backward_matches_torch(case):
+    ref, fast = make_pair(dtype=torch.float64, **case.config)
+    expected, actual = grad_of_grad(ref, case), grad_of_grad(fast, case)
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        torch.testing.assert_close(a, e, **DOUBLE_TOL, msg=lambda m, i=i: f"item {i}: {m}")
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("batched", [True, False])
+def test_cell_double_backward_matches_torch(bias, batched):
+    ref, fast = make_cell_pair(dtype=torch.float64, input_size=3, hidden_size=4, bias=bias)
+    results = []
+    for module in (ref, fast):
+        gen = torch.Generator().manual_seed(1)
+        shape = (2,) if batched else ()
+        x, h, c = (torch.randn(*shape, n, generator=gen, dtype=torch.float64).requires_grad_()
+                   for n in (3, 4, 4))
+        h1, c1 = module(x, (h, c))
+        wrt = [x, h, c, *module.parameters()]
+        grads = torch.autograd.grad((h1 * h1).sum() + c1.sum(), wrt, create_graph=True)
+        results.append(list(grads) + list(torch.autograd.grad(sum(g.pow(2).sum() for g in grads),
+                                                              wrt)))
+    for a, e in zip(results[1], results[0]):
+        torch.testing.assert_close(a, e, **DOUBLE_TOL)
+
+
+def test_double_backward_on_the_emulated_kernels():
+    case = Case(dict(input_size=3, hidden_size=4, bidirectional=True), lengths=(4, 3, 1))
+    ref, fast = make_pair(dtype=torch.float64, **case.config)
+    expected = grad_of_grad(ref, case)
+    with fastlstm.backend("emulated", order="random", seed=3):
+        actual = grad_of_grad(fast, case)
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e, **DOUBLE_TOL)
+
+
+def test_first_order_gradients_under_create_graph_equal_the_fused_ones():
+    case = MODULE_CASES[2]
+    _, fast = make_pair(dtype=torch.float64, **case.config)
+    fused, differentiable = [], []
+    for create_graph, into in ((False, fused), (True, differentiable)):
+        x, hx = make_leaves(case, torch.float64)
+        output, (h_n, c_n) = fast(module_input(case, x), hx)
+        loss = output.data.sum() + h_n.pow(2).sum() + c_n.sum()
+        into += torch.autograd.grad(loss, [x, *hx, *fast.parameters()], create_graph=create_graph)
+    for a, e in zip(differentiable, fused):
+        torch.testing.assert_close(a, e, atol=1e-12, rtol=1e-10)
+
+
+def test_float32_hessian_vector_product_is_close_to_torch():
+    case = Case(dict(input_size=3, hidden_size=5, num_layers=2))
+    ref, fast = make_pair(**case.config)
+    results = []
+    for module in (ref, fast):
+        x, hx = make_leaves(case)
+        output, _ = module(x, hx)
+        params = list(module.parameters())
+        grads = torch.autograd.grad(output.pow(2).sum(), params, create_graph=True)
+        vector = [torch.ones_like(g) for g in grads]
+        results.append(torch.autograd.grad(grads, params, vector))
+    for a, e in zip(results[1], results[0]):
+        torch.testing.assert_close(a, e, atol=1e-4, rtol=1e-3)
+
+
+def test_backward_op_called_directly_refuses_to_be_differentiated():
+    args = layer_args(requires_grad=True)
+    output, h_n, c_n, gates, cells = torch.ops.fastlstm.lstm_layer(*args.values(), False, True)
+    grads = torch.ops.fastlstm.lstm_layer_backward(
+        torch.ones_like(output), torch.zeros_like(h_n), torch.zeros_like(c_n), args["input"],
+        args["h0"], args["c0"], args["w_ih"], args["w_hh"], None, None, False, output, gates,
+        cells)
+    with pytest.raises(RuntimeError, match="lstm_layer_backward is not differentiable.*"
+                                           "create_graph=True"):
+        grads[3].sum().backward()
