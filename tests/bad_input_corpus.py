@@ -329,6 +329,17 @@ def backward_output_dtype():
     return backward_call(output=torch.zeros(8, 5)), None
 
 
+@case(RuntimeError, "expected scalar type Float but found Double")
+def backward_workspace_of_another_dtype_than_input():
+    args = op_args()
+    output, h_n, c_n, gates, cells = OP(*args.values())
+    call = backward_call(input=args["input"].float(), h0=args["h0"].float(),
+                         c0=args["c0"].float(), w_ih=args["w_ih"].float(),
+                         w_hh=args["w_hh"].float(), batch_sizes=None, output=output,
+                         grad_output=output, grad_h_n=h_n, grad_c_n=c_n, gates=gates, cells=cells)
+    return call, None
+
+
 @case(RuntimeError, "non-increasing.*got 3 at step 2")
 def backward_batch_sizes_increasing():
     return backward_call(batch_sizes=torch.tensor([3, 2, 3])), None

@@ -54,12 +54,12 @@ def grad_of_grad(module, case, leaves=None):
     output, (h_n, c_n) = module(module_input(case, x), hx)
     output = getattr(output, "data", output)
     gen = torch.Generator().manual_seed(3)
-    loss = sum((t * torch.randn(t.shape, generator=gen, dtype=t.dtype)).sum()
-               for t in (output, h_n, c_n))
+    # Weights drawn in float64 whatever the dtype, so that dtypes compare.
+    weight = lambda t: torch.randn(t.shape, generator=gen, dtype=torch.float64).to(t.dtype)  # noqa: E731
+    loss = sum((t * weight(t)).sum() for t in (output, h_n, c_n))
     wrt = [x, *(hx or ()), *params]
     grads = torch.autograd.grad(loss, wrt, create_graph=True)
-    penalty = sum((g * torch.randn(g.shape, generator=gen, dtype=g.dtype)).sum() + g.pow(2).sum()
-                  for g in grads)
+    penalty = sum((g * weight(g)).sum() + g.pow(2).sum() for g in grads)
     return list(grads) + list(torch.autograd.grad(penalty, wrt))
 
 
@@ -126,6 +126,21 @@ def test_float32_hessian_vector_product_is_close_to_torch():
         results.append(torch.autograd.grad(grads, params, vector))
     for a, e in zip(results[1], results[0]):
         torch.testing.assert_close(a, e, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_double_backward_is_close_to_float32(dtype):
+    """Half and bfloat16 layers recompute in float32, as their backends compute."""
+    case = Case(dict(input_size=3, hidden_size=4, proj_size=2), lengths=(4, 3, 1))
+    _, fast = make_pair(**case.config)
+    low = fastlstm.LSTM.from_torch(fast.to_torch()).to(dtype)
+    leaves = make_leaves(case, torch.float32)
+    expected = grad_of_grad(fast, case, leaves)
+    actual = grad_of_grad(low, case, [leaves[0].detach().to(dtype).requires_grad_(),
+                                      [t.detach().to(dtype).requires_grad_() for t in leaves[1]]])
+    for a, e in zip(actual, expected):
+        assert a.dtype == dtype
+        torch.testing.assert_close(a.float(), e, atol=0.1, rtol=0.05)
 
 
 def test_backward_op_called_directly_refuses_to_be_differentiated():
