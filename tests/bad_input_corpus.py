@@ -44,6 +44,15 @@ def case(error=None, match="", like_torch=True):
     return register
 
 
+def register_table(table, calls, error=RuntimeError):
+    """Cases from a table of name: (changes, match): calls(**changes()) gives
+    (fastlstm's call, torch's or None)."""
+    for name, (changes, match) in table.items():
+        make = lambda changes=changes: calls(**changes())  # noqa: E731
+        make.source = changes  # the reproducer shows the table's entry
+        CORPUS[name] = (make, Expect(error, match))
+
+
 def both(expected, given):
     return f"({expected}.*{given}|{given}.*{expected})"
 
@@ -89,59 +98,76 @@ def backward_call(**changes):
     return lambda: BACKWARD_OP(*full.values())
 
 
-# --- the op's batch_sizes -------------------------------------------------
+# --- the op ------------------------------------------------------------------
 
-@case(RuntimeError, "non-increasing.*got 3 at step 2")
-def batch_sizes_increasing():
-    return op_call(batch_sizes_values=[3, 2, 2], batch_sizes=torch.tensor([3, 2, 3])), None
-
-
-@case(RuntimeError, "sum to the 7 input rows, got 6")
-def batch_sizes_sum_short():
-    return op_call(batch_sizes_values=[3, 2, 2], batch_sizes=torch.tensor([3, 2, 1])), None
+def zeros(*shape, dtype=F64, device="cpu"):
+    return torch.zeros(shape, dtype=dtype, device=device)
 
 
-@case(RuntimeError, "positive and non-increasing.*got 0 at step 2")
-def batch_sizes_zero_step():
-    return op_call(batch_sizes_values=[3, 3, 1], batch_sizes=torch.tensor([3, 3, 0])), None
+def packed(values, batch_sizes):
+    """Arguments packed for batch_sizes `values`, then given `batch_sizes`."""
+    return dict(batch_sizes_values=values, batch_sizes=batch_sizes)
 
 
-@case(RuntimeError, "positive and non-increasing.*got -1 at step 2")
-def batch_sizes_negative():
-    return op_call(batch_sizes_values=[3, 3, 1], batch_sizes=torch.tensor([3, 3, -1])), None
+# A valid call with some arguments replaced (made at run time), and what the
+# RuntimeError says of them.
+ONE_CALL = {
+    "batch_sizes_increasing": (lambda: packed([3, 2, 2], torch.tensor([3, 2, 3])),
+                               "non-increasing.*got 3 at step 2"),
+    "batch_sizes_sum_short": (lambda: packed([3, 2, 2], torch.tensor([3, 2, 1])),
+                              "sum to the 7 input rows, got 6"),
+    "batch_sizes_zero_step": (lambda: packed([3, 3, 1], torch.tensor([3, 3, 0])),
+                              "positive and non-increasing.*got 0 at step 2"),
+    "batch_sizes_negative": (lambda: packed([3, 3, 1], torch.tensor([3, 3, -1])),
+                             "positive and non-increasing.*got -1 at step 2"),
+    "batch_sizes_first_below_batch": (lambda: packed([3, 2, 2], torch.tensor([2, 2, 2, 1])),
+                                      "batch_sizes\\[0\\] == 3.*got 2"),
+    "batch_sizes_empty_with_rows": (lambda: packed([3, 2, 2], zeros(0, dtype=torch.int64)),
+                                    "sum to the 7 input rows, got 0"),
+    "batch_sizes_int32": (lambda: packed([3, 2, 2], torch.tensor([3, 2, 2], dtype=torch.int32)),
+                          "1-D int64 CPU tensor, got 1-D Int"),
+    "batch_sizes_float": (lambda: packed([3, 2, 2], torch.tensor([3.0, 2.0, 2.0])),
+                          "1-D int64 CPU tensor, got 1-D Float"),
+    "batch_sizes_2d": (lambda: packed([3, 2, 2], torch.tensor([[3, 2, 2]])),
+                       "1-D int64 CPU tensor, got 2-D"),
+    "batch_sizes_on_meta": (lambda: packed([3, 2, 2], torch.tensor([3, 2, 2], device="meta")),
+                            "1-D int64 CPU tensor, got one on meta"),
+    "w_hr_without_rows": (lambda: dict(w_hr=zeros(0, 5), w_hh=zeros(20, 0), h0=zeros(3, 0)),
+                          "w_hr of shape \\[proj_size, hidden_size\\] with proj_size > 0.*"
+                          "got \\[0, 5\\]"),
+    "w_hr_1d": (lambda: dict(w_hr=zeros(5)),
+                "w_hr of shape \\[proj_size, hidden_size\\].*got \\[5\\]"),
+    "w_hr_wrong_hidden": (lambda: dict(w_hr=zeros(2, 4), w_hh=zeros(20, 2), h0=zeros(3, 2)),
+                          "w_hr of shape \\[2, 5\\], got \\[2, 4\\]"),
+    "w_hr_dtype": (lambda: dict(w_hr=zeros(2, 5, dtype=torch.half), w_hh=zeros(20, 2),
+                                h0=zeros(3, 2)),
+                   "w_hr of dtype Double .*got Half"),
+    "w_ih_rows_not_four_gates": (lambda: dict(w_ih=zeros(18, 4)),
+                                 "w_ih of shape \\[4\\*hidden_size, input_size\\], got \\[18, 4\\]"),
+    "w_ih_input_size": (lambda: dict(w_ih=zeros(20, 3)),
+                        "w_ih of shape \\[20, 4\\], got \\[20, 3\\]"),
+    "w_ih_1d": (lambda: dict(w_ih=zeros(20)),
+                "w_ih of shape \\[4\\*hidden_size, input_size\\], got \\[20\\]"),
+    "w_ih_dtype": (lambda: dict(w_ih=zeros(20, 4, dtype=torch.float32)),
+                   "w_ih of dtype Double .*got Float"),
+    "w_hh_shape": (lambda: dict(w_hh=zeros(20, 4)), "w_hh of shape \\[20, 5\\], got \\[20, 4\\]"),
+    "w_hh_on_meta": (lambda: dict(w_hh=zeros(20, 5, device="meta")), both("cpu", "meta")),
+    "bias_2d": (lambda: dict(bias=zeros(1, 20)), "bias of shape \\[20\\], got \\[1, 20\\]"),
+    "h0_1d": (lambda: dict(h0=zeros(15)), "h0 of shape \\[batch, 5\\], got \\[15\\]"),
+    "c0_3d": (lambda: dict(c0=zeros(3, 1, 5)), "c0 of shape \\[3, 5\\], got \\[3, 1, 5\\]"),
+    "input_0d": (lambda: dict(input=zeros()), "input of shape \\[rows, input_size\\], got 0-D"),
+    "input_bool": (lambda: dict(input=zeros(9, 4, dtype=torch.bool)),
+                   "floating-point input, got Bool"),
+    "input_complex": (lambda: dict(input=zeros(9, 4, dtype=torch.complex128)),
+                      "floating-point input, got ComplexDouble"),
+    "rows_not_whole_steps": (lambda: dict(input=zeros(8, 4)),
+                             "the 8 input rows to be a whole number of steps of batch 3"),
+    "rows_with_empty_batch": (lambda: dict(input=zeros(3, 4), h0=zeros(0, 5), c0=zeros(0, 5)),
+                              "the 3 input rows to be a whole number of steps of batch 0"),
+}
 
 
-@case(RuntimeError, "batch_sizes\\[0\\] == 3.*got 2")
-def batch_sizes_first_below_batch():
-    return op_call(batch_sizes_values=[3, 2, 2], batch_sizes=torch.tensor([2, 2, 2, 1])), None
-
-
-@case(RuntimeError, "sum to the 7 input rows, got 0")
-def batch_sizes_empty_with_rows():
-    return op_call(batch_sizes_values=[3, 2, 2],
-                   batch_sizes=torch.tensor([], dtype=torch.int64)), None
-
-
-@case(RuntimeError, "1-D int64 CPU tensor, got 1-D Int")
-def batch_sizes_int32():
-    return op_call(batch_sizes_values=[3, 2, 2],
-                   batch_sizes=torch.tensor([3, 2, 2], dtype=torch.int32)), None
-
-
-@case(RuntimeError, "1-D int64 CPU tensor, got 1-D Float")
-def batch_sizes_float():
-    return op_call(batch_sizes_values=[3, 2, 2], batch_sizes=torch.tensor([3.0, 2.0, 2.0])), None
-
-
-@case(RuntimeError, "1-D int64 CPU tensor, got 2-D")
-def batch_sizes_2d():
-    return op_call(batch_sizes_values=[3, 2, 2], batch_sizes=torch.tensor([[3, 2, 2]])), None
-
-
-@case(RuntimeError, "1-D int64 CPU tensor, got one on meta")
-def batch_sizes_on_meta():
-    return op_call(batch_sizes_values=[3, 2, 2],
-                   batch_sizes=torch.tensor([3, 2, 2], device="meta")), None
+register_table(ONE_CALL, lambda **changes: (op_call(**changes), None))
 
 
 @case()
@@ -163,102 +189,6 @@ def batch_sizes_view_in_backward():
     contiguous = backward_call()
     strided = backward_call(batch_sizes=torch.tensor([3, 9, 2, 9, 2, 9, 1, 9])[::2])
     return strided, contiguous
-
-
-# --- the op's other tensors -------------------------------------------------
-
-@case(RuntimeError, "w_hr of shape \\[proj_size, hidden_size\\] with proj_size > 0.*got \\[0, 5\\]")
-def w_hr_without_rows():
-    return op_call(w_hr=torch.zeros(0, 5, dtype=F64), w_hh=torch.zeros(20, 0, dtype=F64),
-                   h0=torch.zeros(3, 0, dtype=F64)), None
-
-
-@case(RuntimeError, "w_hr of shape \\[proj_size, hidden_size\\].*got \\[5\\]")
-def w_hr_1d():
-    return op_call(w_hr=torch.zeros(5, dtype=F64)), None
-
-
-@case(RuntimeError, "w_hr of shape \\[2, 5\\], got \\[2, 4\\]")
-def w_hr_wrong_hidden():
-    return op_call(w_hr=torch.zeros(2, 4, dtype=F64), w_hh=torch.zeros(20, 2, dtype=F64),
-                   h0=torch.zeros(3, 2, dtype=F64)), None
-
-
-@case(RuntimeError, "w_ih of shape \\[4\\*hidden_size, input_size\\], got \\[18, 4\\]")
-def w_ih_rows_not_four_gates():
-    return op_call(w_ih=torch.zeros(18, 4, dtype=F64)), None
-
-
-@case(RuntimeError, "w_ih of shape \\[20, 4\\], got \\[20, 3\\]")
-def w_ih_input_size():
-    return op_call(w_ih=torch.zeros(20, 3, dtype=F64)), None
-
-
-@case(RuntimeError, "w_ih of shape \\[4\\*hidden_size, input_size\\], got \\[20\\]")
-def w_ih_1d():
-    return op_call(w_ih=torch.zeros(20, dtype=F64)), None
-
-
-@case(RuntimeError, "w_hh of shape \\[20, 5\\], got \\[20, 4\\]")
-def w_hh_shape():
-    return op_call(w_hh=torch.zeros(20, 4, dtype=F64)), None
-
-
-@case(RuntimeError, "bias of shape \\[20\\], got \\[1, 20\\]")
-def bias_2d():
-    return op_call(bias=torch.zeros(1, 20, dtype=F64)), None
-
-
-@case(RuntimeError, "h0 of shape \\[batch, 5\\], got \\[15\\]")
-def h0_1d():
-    return op_call(h0=torch.zeros(15, dtype=F64)), None
-
-
-@case(RuntimeError, "c0 of shape \\[3, 5\\], got \\[3, 1, 5\\]")
-def c0_3d():
-    return op_call(c0=torch.zeros(3, 1, 5, dtype=F64)), None
-
-
-@case(RuntimeError, "input of shape \\[rows, input_size\\], got 0-D")
-def input_0d():
-    return op_call(input=torch.tensor(1.0, dtype=F64)), None
-
-
-@case(RuntimeError, "floating-point input, got Bool")
-def input_bool():
-    return op_call(input=torch.ones(9, 4, dtype=torch.bool)), None
-
-
-@case(RuntimeError, "floating-point input, got ComplexDouble")
-def input_complex():
-    return op_call(input=torch.ones(9, 4, dtype=torch.complex128)), None
-
-
-@case(RuntimeError, "w_ih of dtype Double .*got Float")
-def w_ih_dtype():
-    return op_call(w_ih=torch.zeros(20, 4)), None
-
-
-@case(RuntimeError, "w_hr of dtype Double .*got Half")
-def w_hr_dtype():
-    return op_call(w_hr=torch.zeros(2, 5, dtype=torch.half), w_hh=torch.zeros(20, 2, dtype=F64),
-                   h0=torch.zeros(3, 2, dtype=F64)), None
-
-
-@case(RuntimeError, both("cpu", "meta"))
-def w_hh_on_meta():
-    return op_call(w_hh=torch.zeros(20, 5, dtype=F64, device="meta")), None
-
-
-@case(RuntimeError, "the 8 input rows to be a whole number of steps of batch 3")
-def rows_not_whole_steps():
-    return op_call(input=torch.zeros(8, 4, dtype=F64)), None
-
-
-@case(RuntimeError, "the 3 input rows to be a whole number of steps of batch 0")
-def rows_with_empty_batch():
-    return op_call(input=torch.zeros(3, 4, dtype=F64), h0=torch.zeros(0, 5, dtype=F64),
-                   c0=torch.zeros(0, 5, dtype=F64)), None
 
 
 @case()
@@ -299,34 +229,26 @@ def zero_input_features():
 
 # --- the backward op -----------------------------------------------------------
 
-@case(RuntimeError, "grad_output of shape \\[8, 5\\], got \\[8, 4\\]")
-def backward_grad_output_shape():
-    return backward_call(grad_output=torch.zeros(8, 4, dtype=F64)), None
-
-
-@case(RuntimeError, "grad_h_n of dtype Double .*got Float")
-def backward_grad_h_n_dtype():
-    return backward_call(grad_h_n=torch.zeros(3, 5)), None
-
-
-@case(RuntimeError, "gates of dtype Double, got Float")
-def backward_gates_dtype():
-    return backward_call(gates=torch.zeros(8, 20)), None
-
-
-@case(RuntimeError, "cells of shape \\[8, 5\\], got \\[0, 5\\]")
-def backward_empty_workspace():
-    return backward_call(cells=torch.zeros(0, 5, dtype=F64)), None
-
-
-@case(RuntimeError, "output of shape \\[8, 5\\], got \\[8, 6\\]")
-def backward_output_shape():
-    return backward_call(output=torch.zeros(8, 6, dtype=F64)), None
-
-
-@case(RuntimeError, "grad_output of dtype Float .*got Double")
-def backward_output_dtype():
-    return backward_call(output=torch.zeros(8, 5)), None
+# lstm_layer_backward on a real forward's workspace with arguments replaced.
+BACKWARD_ONE_CALL = {
+    "backward_grad_output_shape": (lambda: dict(grad_output=zeros(8, 4)),
+                                   "grad_output of shape \\[8, 5\\], got \\[8, 4\\]"),
+    "backward_grad_h_n_dtype": (lambda: dict(grad_h_n=zeros(3, 5, dtype=torch.float32)),
+                                "grad_h_n of dtype Double .*got Float"),
+    "backward_gates_dtype": (lambda: dict(gates=zeros(8, 20, dtype=torch.float32)),
+                             "gates of dtype Double, got Float"),
+    "backward_empty_workspace": (lambda: dict(cells=zeros(0, 5)),
+                                 "cells of shape \\[8, 5\\], got \\[0, 5\\]"),
+    "backward_output_shape": (lambda: dict(output=zeros(8, 6)),
+                              "output of shape \\[8, 5\\], got \\[8, 6\\]"),
+    "backward_output_dtype": (lambda: dict(output=zeros(8, 5, dtype=torch.float32)),
+                              "grad_output of dtype Float .*got Double"),
+    "backward_batch_sizes_increasing": (lambda: dict(batch_sizes=torch.tensor([3, 2, 3])),
+                                        "non-increasing.*got 3 at step 2"),
+    "backward_gates_on_meta": (lambda: dict(gates=zeros(8, 20, device="meta")),
+                               "expected every tensor on cpu.*got one on meta"),
+}
+register_table(BACKWARD_ONE_CALL, lambda **changes: (backward_call(**changes), None))
 
 
 @case(RuntimeError, "expected scalar type Float but found Double")
@@ -340,67 +262,9 @@ def backward_workspace_of_another_dtype_than_input():
     return call, None
 
 
-@case(RuntimeError, "non-increasing.*got 3 at step 2")
-def backward_batch_sizes_increasing():
-    return backward_call(batch_sizes=torch.tensor([3, 2, 3])), None
-
-
-@case(RuntimeError, "gates on cpu, got meta|expected every tensor on cpu.*got one on meta")
-def backward_gates_on_meta():
-    return backward_call(gates=torch.zeros(8, 20, dtype=F64, device="meta")), None
-
-
 # --- the modules ----------------------------------------------------------------
 
-def constructors(**config):
-    full = {"input_size": 3, "hidden_size": 5, **config}
-    return lambda: fastlstm.LSTM(**full), lambda: nn.LSTM(**full)
-
-
-@case(ValueError, "input_size must be greater than zero, got 0")
-def lstm_input_size_zero():
-    return constructors(input_size=0)
-
-
-@case(ValueError, "input_size must be greater than zero, got -1")
-def lstm_input_size_negative():
-    return constructors(input_size=-1)
-
-
-@case(TypeError, "bias should be of type bool, got: int")
-def lstm_bias_int():
-    return constructors(bias=1)
-
-
-@case(TypeError, "bias should be of type bool, got: str")
-def lstm_bias_str():
-    return constructors(bias="no")
-
-
-@case(TypeError, "batch_first should be of type bool, got: str")
-def lstm_batch_first_str():
-    return constructors(batch_first="yes")
-
-
-@case(ValueError, "hidden_size must be greater than zero, got 0")
-def lstm_hidden_size_zero():
-    return constructors(hidden_size=0)
-
-
-@case(ValueError, "num_layers must be greater than zero, got 0")
-def lstm_num_layers_zero():
-    return constructors(num_layers=0)
-
-
-@case(ValueError, "dropout should be a number in range \\[0, 1\\].*got 2")
-def lstm_dropout_two():
-    return constructors(dropout=2)
-
-
-@case(ValueError, "proj_size has to be smaller than hidden_size, got proj_size=5 and hidden_size=5")
-def lstm_proj_size_hidden():
-    return constructors(proj_size=5)
-
+# (nn.LSTM's constructor checks: tests/test_bad_input.py.)
 
 @case(RuntimeError, "Trying to create tensor with negative dimension")
 def cell_input_size_negative():

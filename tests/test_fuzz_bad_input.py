@@ -66,7 +66,8 @@ def corpus_results():
 def reproducer(name):
     make, _ = CORPUS[name]
     return (f"\nreproduce: python {WORKER} {name}\n" +
-            (inspect.getsource(make) if not name.startswith("random_op_args_") else
+            (inspect.getsource(getattr(make, "source", make))
+             if not name.startswith("random_op_args_") else
              f"bad_input_corpus.random_op_args({name.rsplit('_', 1)[1]})"))
 
 
