@@ -42,7 +42,8 @@ def aten_lstm(module, x, h0, c0, batch_sizes=None):
     flags = (module.bias, module.num_layers, module.dropout, module.training, module.bidirectional)
     if batch_sizes is None:
         return torch._VF.lstm(x, (h0, c0), weights, *flags, False)
-    return torch._VF.lstm(x, batch_sizes, (h0, c0), weights, *flags)
+    # ATen reads batch_sizes as raw memory: a strided view would read garbage.
+    return torch._VF.lstm(x, batch_sizes.contiguous(), (h0, c0), weights, *flags)
 
 
 def aten_cell(cell, x, h0, c0):

@@ -4,6 +4,8 @@ nn.LSTM's / nn.LSTMCell's (same weights) to 1e-9 in float64."""
 import pytest
 import torch
 
+from torch.nn.utils.rnn import pack_padded_sequence
+
 import fastlstm
 from conftest import Case, layer_args, make_cell_pair, make_leaves, make_pair, module_input
 
@@ -34,6 +36,42 @@ def test_op_gradgradcheck(name):
     inputs = tuple(args[k] for k in names)
     assert torch.autograd.gradcheck(layer, inputs)
     assert torch.autograd.gradgradcheck(layer, inputs)
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+def test_module_gradgradcheck(packed):
+    """gradgradcheck through fastlstm.LSTM (2 layers, bidirectional, projected)
+    with respect to the input, hx and every parameter."""
+    torch.manual_seed(0)
+    module = fastlstm.LSTM(2, 3, num_layers=2, bidirectional=True, proj_size=2,
+                           dtype=torch.float64)
+    names = [name for name, _ in module.named_parameters()]
+    x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([3, 2])
+
+    def run(x, h0, c0, *params):
+        inp = pack_padded_sequence(x, lengths) if packed else x
+        output, (h_n, c_n) = torch.func.functional_call(module, dict(zip(names, params)),
+                                                        (inp, (h0, c0)))
+        return getattr(output, "data", output), h_n, c_n
+
+    inputs = (x, h0, c0, *(p.detach().requires_grad_() for p in module.parameters()))
+    assert torch.autograd.gradgradcheck(run, inputs)
+
+
+def test_cell_gradgradcheck():
+    torch.manual_seed(0)
+    cell = fastlstm.LSTMCell(2, 3, dtype=torch.float64)
+    names = [name for name, _ in cell.named_parameters()]
+    x, h, c = (torch.randn(2, n, dtype=torch.float64, requires_grad=True) for n in (2, 3, 3))
+
+    def run(x, h, c, *params):
+        return torch.func.functional_call(cell, dict(zip(names, params)), (x, (h, c)))
+
+    inputs = (x, h, c, *(p.detach().requires_grad_() for p in cell.parameters()))
+    assert torch.autograd.gradgradcheck(run, inputs)
 
 
 MODULE_CASES = [
