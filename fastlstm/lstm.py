@@ -4,6 +4,7 @@ fused fastlstm ops one layer direction at a time.
 It is an nn.Module rather than an nn.LSTM subclass on purpose: torch.compile
 refuses to trace anything that is an nn.LSTM."""
 import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
