@@ -39,33 +39,44 @@ enum Gate : int { kGateI = 0, kGateF = 1, kGateG = 2, kGateO = 3, kNumGates = 4 
 #define FASTLSTM_HOST_INLINE inline
 #endif
 
-// The two lane-wise steps of exp_poly that are not arithmetic, for float;
-// the CPU engine's SIMD vectors overload them (csrc/cpu/engine/vec.h).
-// The clamp keeps NaN: both comparisons are false for it.
+// The lane-wise steps of one_plus_exp_poly that are not plain arithmetic, for
+// float; the CPU engine's SIMD vectors overload them (csrc/cpu/engine/vec.h).
+// The clamp keeps NaN: both comparisons are false for it. Its upper end
+// lies past the largest x whose exp is a float (88.7228...), so that 1 + e^x
+// overflows to inf there as with expf and sigmoid(x) is exactly 0 where
+// torch's is (1 / (1 + inf)); the lower end keeps 2^(n-1) a normal float.
+constexpr float kExpArgMin = -86.0f, kExpArgMax = 89.0f;
 FASTLSTM_HOST_INLINE float clamp_exp_arg(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  return x > 88.0f ? 88.0f : x;
+  x = x < kExpArgMin ? kExpArgMin : x;
+  return x > kExpArgMax ? kExpArgMax : x;
 }
-// 2^n from t = n + 1.5*2^23, whose low mantissa bits hold the integer n.
+// 2^(n-1) from t = n + 1.5*2^23, whose low mantissa bits hold the integer n.
 // Unsigned, so that the shift is defined for every t (NaN gives garbage
 // here, but the polynomial it scales is NaN already).
-FASTLSTM_HOST_INLINE float pow2_of_shifted(float t) {
+FASTLSTM_HOST_INLINE float half_pow2_of_shifted(float t) {
   uint32_t t_bits;
   memcpy(&t_bits, &t, sizeof t_bits);
-  const uint32_t scale_bits = (t_bits - 0x4B400000u + 127u) << 23;
+  const uint32_t scale_bits = (t_bits - 0x4B400000u + 126u) << 23;
   float scale;
   memcpy(&scale, &scale_bits, sizeof scale);
   return scale;
 }
+// a * b + c; the CPU engine's vectors overload it with one FMA. Where a * b
+// is exact (a doubling, below) both round alike.
+FASTLSTM_HOST_INLINE float mul_add(float a, float b, float c) { return a * b + c; }
 
-// exp(x) for float without branches or table lookups, so that host loops
+// 1 + e^x for float without branches or table lookups, so that host loops
 // over it vectorize (libm's expf is a call per element). Cody-Waite range
-// reduction x = n*ln2 + r, |r| <= ln2/2, then a degree-6 polynomial for e^r.
+// reduction x = n*ln2 + r, |r| <= ln2/2, then a degree-6 polynomial for e^r,
+// doubled and scaled by 2^(n-1): n reaches 128 near the top of the range,
+// where 2^n is no float but 2^(n-1) is, and the product overflows to inf as
+// it should. The doubling is exact and rides in an FMA, so this is as many
+// operations as 1 + e^r * 2^n.
 // sigmoid and tanh built on it stay within 2^-21 of the exact values on
 // every input (tests/test_gate_math.py; measured 8.9e-8 and 1.8e-7).
 // F is float or a SIMD vector of floats: the same operations lane by lane.
 template <typename F>
-FASTLSTM_HOST_INLINE F exp_poly(F x) {
+FASTLSTM_HOST_INLINE F one_plus_exp_poly(F x) {
   x = clamp_exp_arg(x);
   // Adding 1.5*2^23 rounds to an integer held in the low mantissa bits.
   const F shifter(12582912.0f);
@@ -79,24 +90,25 @@ FASTLSTM_HOST_INLINE F exp_poly(F x) {
   p = p * r + F(4.1665795894e-2f);
   p = p * r + F(1.6666665459e-1f);
   p = p * r + F(5.0000001201e-1f);
-  p = p * r * r + r + F(1.0f);
-  return p * pow2_of_shifted(t);
+  const F twice_exp_r = mul_add(p * r * r + r, F(2.0f), F(2.0f));
+  return mul_add(twice_exp_r, half_pow2_of_shifted(t), F(1.0f));
 }
 
-// Overloads instead of templates on std:: so that nvcc picks its device
-// functions and the host compiler its own, from the same call site.
-FASTLSTM_HD float exp_of(float x) {
+// 1 + e^x, sigmoid's denominator. Overloads instead of templates on std::
+// so that nvcc picks its device functions and the host compiler its own,
+// from the same call site.
+FASTLSTM_HD float one_plus_exp(float x) {
 #if defined(__CUDA_ARCH__)
-  return expf(x);
+  return 1.0f + expf(x);
 #else
-  return exp_poly(x);
+  return one_plus_exp_poly(x);
 #endif
 }
-FASTLSTM_HD double exp_of(double x) { return exp(x); }
+FASTLSTM_HD double one_plus_exp(double x) { return 1.0 + exp(x); }
 
 template <typename T>
 FASTLSTM_HD T sigmoid(T x) {
-  return T(1) / (T(1) + exp_of(-x));
+  return T(1) / one_plus_exp(-x);
 }
 
 // tanh through exp keeps the host loops vectorizable; the absolute error

@@ -22,9 +22,11 @@ void check_like(const at::Tensor& t, const char* name, const at::Tensor& input) 
 }
 
 void check_batch_sizes(const at::Tensor& bs, int64_t rows, int64_t batch) {
-  TORCH_CHECK(bs.dim() == 1 && bs.scalar_type() == at::kLong && bs.device().is_cpu(),
+  TORCH_CHECK(bs.dim() == 1 && bs.scalar_type() == at::kLong && bs.device().is_cpu() &&
+                  bs.layout() == at::kStrided,
               "fastlstm: expected batch_sizes as a 1-D int64 CPU tensor, got ", bs.dim(),
-              "-D ", bs.scalar_type(), " on ", bs.device());
+              "-D ", bs.scalar_type(), " on ", bs.device(), " (layout ", bs.layout(), ")");
+  // Read through strides: batch_sizes may be a view (a slice, an expand).
   const auto acc = bs.accessor<int64_t, 1>();
   int64_t total = 0;
   for (int64_t t = 0; t < acc.size(0); ++t) {
@@ -50,8 +52,9 @@ LayerShape layer_shape(const LayerArgs& a) {
               "fastlstm: expected a floating-point input, got ", input.scalar_type());
   TORCH_CHECK(w_ih.dim() == 2 && w_ih.size(0) % 4 == 0,
               "fastlstm: expected w_ih of shape [4*hidden_size, input_size], got ", w_ih.sizes());
-  TORCH_CHECK(!w_hr.has_value() || w_hr->dim() == 2,
-              "fastlstm: expected w_hr of shape [proj_size, hidden_size], got ", w_hr->sizes());
+  TORCH_CHECK(!w_hr.has_value() || (w_hr->dim() == 2 && w_hr->size(0) > 0),
+              "fastlstm: expected w_hr of shape [proj_size, hidden_size] with proj_size > 0 "
+              "(no w_hr for a layer without projection), got ", w_hr->sizes());
   LayerShape s;
   s.rows = input.size(0);
   s.input = input.size(1);

@@ -8,6 +8,7 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
+#include "lstm_double_backward.h"
 #include "op_kernels.h"
 
 namespace fastlstm {
@@ -59,7 +60,8 @@ struct LstmLayerFunction : torch::autograd::Function<LstmLayerFunction> {
     // as large as the forward's gate buffer at every backward.
     ctx->set_materialize_grads(false);
     ctx->save_for_backward({input, h0, c0, w_ih, w_hh, defined_or_empty(w_hr),
-                            defined_or_empty(batch_sizes), out, gates, cells});
+                            defined_or_empty(batch_sizes), out, gates, cells,
+                            defined_or_empty(bias)});
     ctx->saved_data["reverse"] = reverse;
     ctx->saved_data["has_bias"] = bias.has_value();
     return {out, h_n, c_n, gates, cells};
@@ -67,10 +69,10 @@ struct LstmLayerFunction : torch::autograd::Function<LstmLayerFunction> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list saved = ctx->get_saved_variables();
+    // create_graph=True: gradients that autograd can differentiate again.
+    if (at::GradMode::is_enabled()) return differentiable_backward(ctx, saved, grads);
     const Tensor &input = saved[0], &h0 = saved[1], &c0 = saved[2], &out = saved[7];
     const std::optional<Tensor> w_hr = present(saved[5]);
-    // Through the Autograd key, so that create_graph=True meets
-    // LstmLayerBackwardFunction's error instead of gradients cut off silently.
     auto [grad_input, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_bias, grad_w_hr] =
         backward_op().call(
             or_zeros_like(grads[0], out), or_zeros_like(grads[1], h0),
@@ -80,9 +82,28 @@ struct LstmLayerFunction : torch::autograd::Function<LstmLayerFunction> {
             ctx->saved_data["has_bias"].toBool() ? grad_bias : Tensor(),
             w_hr ? grad_w_hr : Tensor(), Tensor(), Tensor(), Tensor()};
   }
+
+  static variable_list differentiable_backward(AutogradContext* ctx, const variable_list& saved,
+                                               const variable_list& grads) {
+    const LayerArgs in{saved[0], saved[1], saved[2], saved[3], saved[4], present(saved[10]),
+                       present(saved[5]), present(saved[6]), ctx->saved_data["reverse"].toBool()};
+    // Autograd numbers only the tensors given: absent bias and w_hr have no edge.
+    std::array<bool, 7> needed{};
+    const std::array<bool, 7> given{true, true, true, true, true, in.bias.has_value(),
+                                    in.w_hr.has_value()};
+    for (size_t k = 0, edge = 0; k < needed.size(); ++k) {
+      if (given[k]) needed[k] = ctx->needs_input_grad(edge++);
+    }
+    variable_list result = differentiable_layer_grads(in, grads[0], grads[1], grads[2], needed);
+    result.resize(10);  // none for batch_sizes, reverse, save_workspace
+    return result;
+  }
 };
 
-// The backward op is differentiable only as far as saying it is not.
+// The backward op is differentiable only as far as saying it is not: its
+// output, gates and cells are a forward's workspace, not free arguments.
+// Second-order gradients come from differentiating through lstm_layer
+// (create_graph=True), which never records this op.
 struct LstmLayerBackwardFunction : torch::autograd::Function<LstmLayerBackwardFunction> {
   static variable_list forward(AutogradContext*, const Tensor& grad_output,
                                const Tensor& grad_h_n, const Tensor& grad_c_n,
@@ -98,8 +119,10 @@ struct LstmLayerBackwardFunction : torch::autograd::Function<LstmLayerBackwardFu
 
   static variable_list backward(AutogradContext*, variable_list) {
     TORCH_CHECK(false,
-                "fastlstm: second-order gradients (double backward, create_graph=True through "
-                "an LSTM) are not supported; use torch.nn.LSTM for them");
+                "fastlstm: lstm_layer_backward is not differentiable (its output, gates and "
+                "cells arguments are a forward's workspace); for second-order gradients, "
+                "differentiate through fastlstm.lstm_layer or the modules with "
+                "create_graph=True");
   }
 };
 

@@ -17,19 +17,22 @@ def workspace_dtype(storage_dtype):
     return torch.float32 if storage_dtype in (torch.float16, torch.bfloat16) else storage_dtype
 
 
-def _check_same_device(input, *tensors):
+def _check_same_device(input, batch_sizes, *tensors):
     # The fake kernel also serves meta tensors, where a mix with real tensors
     # would otherwise return uninitialised memory instead of an error.
     for t in tensors:
         if t is not None and t.device != input.device:
             raise RuntimeError(f"fastlstm: expected every tensor on {input.device} (the input's "
                                f"device), got one on {t.device}")
+    if batch_sizes is not None and batch_sizes.device.type != "cpu":
+        raise RuntimeError(f"fastlstm: expected batch_sizes as a 1-D int64 CPU tensor, got one "
+                           f"on {batch_sizes.device}")
 
 
 @torch.library.register_fake("fastlstm::lstm_layer")
 def _lstm_layer_fake(input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse,
                      save_workspace):
-    _check_same_device(input, h0, c0, w_ih, w_hh, bias, w_hr)
+    _check_same_device(input, batch_sizes, h0, c0, w_ih, w_hh, bias, w_hr)
     rows, hidden, proj = input.shape[0], w_ih.shape[0] // 4, w_hh.shape[1]
     saved_rows = rows if save_workspace else 0
     workspace = {"dtype": workspace_dtype(input.dtype)}
@@ -45,7 +48,7 @@ def _lstm_layer_fake(input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse
 @torch.library.register_fake("fastlstm::lstm_layer_backward")
 def _lstm_layer_backward_fake(grad_output, grad_h_n, grad_c_n, input, h0, c0, w_ih, w_hh, w_hr,
                               batch_sizes, reverse, output, gates, cells):
-    _check_same_device(input, grad_output, grad_h_n, grad_c_n, h0, c0, w_ih, w_hh, w_hr, output,
+    _check_same_device(input, batch_sizes, grad_output, grad_h_n, grad_c_n, h0, c0, w_ih, w_hh, w_hr, output,
                        gates, cells)
     grad_w_hr = w_hr.new_empty(w_hr.shape) if w_hr is not None else input.new_empty(0)
     return (

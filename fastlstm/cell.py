@@ -3,6 +3,7 @@ one call of the fused layer op with a single time step."""
 import torch
 from torch import nn
 
+from ._aten import aten_cell, runs_on_aten
 from ._checks import check_dtype_device, check_hidden_pair, computing_as, under_autocast, weights_as
 from ._ops import lstm_layer
 from .lstm import reset_uniform
@@ -47,9 +48,12 @@ class LSTMCell(nn.Module):
         unbatched = input.dim() == 1
         x = input.unsqueeze(0) if unbatched else input
         h0, c0 = self._initial_state(x, hx, unbatched, compute)
-        bias = self.bias_ih + self.bias_hh if self.bias else None
-        w_ih, w_hh, bias = weights_as([self.weight_ih, self.weight_hh, bias], x.dtype)
-        _, h, c = lstm_layer(x, h0, c0, w_ih, w_hh, bias)
+        if runs_on_aten(compute):
+            h, c = aten_cell(self, x, h0, c0)
+        else:
+            bias = self.bias_ih + self.bias_hh if self.bias else None
+            w_ih, w_hh, bias = weights_as([self.weight_ih, self.weight_hh, bias], x.dtype)
+            _, h, c = lstm_layer(x, h0, c0, w_ih, w_hh, bias)
         return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
 
     def _initial_state(self, x, hx, unbatched, compute):

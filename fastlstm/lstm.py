@@ -4,18 +4,18 @@ fused fastlstm ops one layer direction at a time.
 It is an nn.Module rather than an nn.LSTM subclass on purpose: torch.compile
 refuses to trace anything that is an nn.LSTM."""
 import math
-import numbers
-import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ._checks import (check_dtype_device, check_hidden_pair, check_hidden_shape, computing_as,
-                      under_autocast, weights_as)
+from ._aten import aten_lstm, onnx_exporting, runs_on_aten
+from ._checks import (check_dtype_device, check_hidden_pair, check_hidden_shape, check_lstm_config,
+                      computing_as, under_autocast, weights_as)
 from ._ops import lstm_layer
 from ._weights import layer_weights
+from .reference import lstm_layer_ref
 
 __all__ = ["LSTM"]
 
@@ -30,7 +30,8 @@ class LSTM(nn.Module):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__()
-        _check_config(hidden_size, num_layers, dropout, proj_size)
+        check_lstm_config(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                          proj_size)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -116,8 +117,11 @@ class LSTM(nn.Module):
         if steps == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         h0, c0 = self._initial_state(x, hx, batch, unbatched, compute)
-        rows, h_n, c_n = self._run_layers(x.reshape(steps * batch, x.shape[2]), h0, c0, None)
-        output = rows.view(steps, batch, rows.shape[1])
+        if runs_on_aten(compute, self.proj_size):
+            output, h_n, c_n = aten_lstm(self, x, h0, c0)
+        else:
+            rows, h_n, c_n = self._run_layers(x.reshape(steps * batch, x.shape[2]), h0, c0, None)
+            output = rows.view(steps, batch, rows.shape[1])
         if unbatched:
             return output.squeeze(1), (h_n.squeeze(1), c_n.squeeze(1))
         if self.batch_first:
@@ -132,7 +136,10 @@ class LSTM(nn.Module):
         h0, c0 = self._initial_state(data, hx, int(batch_sizes[0]), False, compute)
         if sorted_indices is not None:
             h0, c0 = h0.index_select(1, sorted_indices), c0.index_select(1, sorted_indices)
-        rows, h_n, c_n = self._run_layers(data, h0, c0, batch_sizes)
+        if runs_on_aten(compute, self.proj_size):
+            rows, h_n, c_n = aten_lstm(self, data, h0, c0, batch_sizes)
+        else:
+            rows, h_n, c_n = self._run_layers(data, h0, c0, batch_sizes)
         if unsorted_indices is not None:
             h_n, c_n = h_n.index_select(1, unsorted_indices), c_n.index_select(1, unsorted_indices)
         return PackedSequence(rows, batch_sizes, sorted_indices, unsorted_indices), (h_n, c_n)
@@ -186,8 +193,10 @@ class LSTM(nn.Module):
     def _direction(self, rows, h0, c0, layer, direction, batch_sizes):
         k = layer * (2 if self.bidirectional else 1) + direction
         weights = weights_as(layer_weights(self, layer, direction), rows.dtype)
-        return lstm_layer(rows, h0[k], c0[k], *weights, batch_sizes=batch_sizes,
-                          reverse=bool(direction))
+        # An ONNX export of a projection: the equations, which export as plain ops.
+        layer_fn = lstm_layer_ref if onnx_exporting() else lstm_layer
+        return layer_fn(rows, h0[k], c0[k], *weights, batch_sizes=batch_sizes,
+                        reverse=bool(direction))
 
     def _directions_on_two_streams(self, rows, h0, c0, layer, batch_sizes):
         """The reverse direction on a side stream while the forward one runs on
@@ -233,24 +242,3 @@ def reset_uniform(module):
     bound = 1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0
     for weight in module.parameters():
         nn.init.uniform_(weight, -bound, bound)
-
-
-def _check_config(hidden_size, num_layers, dropout, proj_size):
-    if not isinstance(dropout, numbers.Number) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
-        raise ValueError("dropout should be a number in range [0, 1] representing the "
-                         f"probability of an element being zeroed, got {dropout}")
-    if dropout > 0 and num_layers == 1:
-        warnings.warn("dropout option adds dropout after all but last recurrent layer, so "
-                      f"non-zero dropout expects num_layers greater than 1, but got "
-                      f"dropout={dropout} and num_layers={num_layers}", stacklevel=3)
-    for name, value in (("hidden_size", hidden_size), ("num_layers", num_layers)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
-        if value <= 0:
-            raise ValueError(f"{name} must be greater than zero, got {value}")
-    if proj_size < 0:
-        raise ValueError(f"proj_size should be a positive integer or zero to disable "
-                         f"projections, got {proj_size}")
-    if proj_size >= hidden_size:
-        raise ValueError(f"proj_size has to be smaller than hidden_size, got proj_size="
-                         f"{proj_size} and hidden_size={hidden_size}")

@@ -221,6 +221,11 @@ OP_CASES = {
                       "expected a floating-point input, got Long"),
     "h0_dtype": (dict(h0=torch.zeros(3, 5, dtype=torch.float64)),
                  "expected h0 of dtype Float .*got Double"),
+    "w_hr_without_rows": (dict(w_hr=torch.zeros(0, 5), w_hh=torch.zeros(20, 0), h0=torch.zeros(3, 0)),
+                          "expected w_hr of shape \\[proj_size, hidden_size\\] with proj_size > 0.*"
+                          "got \\[0, 5\\]"),
+    "batch_sizes_on_meta": (dict(batch_sizes=torch.tensor([3, 3, 3], device="meta")),
+                            "expected batch_sizes as a 1-D int64 CPU tensor, got one on meta"),
 }
 
 
@@ -256,3 +261,92 @@ def test_op_rejects_w_hr_of_wrong_rank():
     args["w_hr"] = torch.randn(())
     with pytest.raises(RuntimeError, match=r"expected w_hr of shape \[proj_size, hidden_size\]"):
         OP(*args.values(), False, True)
+
+
+# Views of batch_sizes [2, 2, 1, 1] (a slice of a longer tensor, an expand):
+# read through their strides, never as raw memory.
+STRIDED_BATCH_SIZES = {
+    "slice": (torch.tensor([2, 9, 2, 9, 1, 9, 1, 9])[::2], [2, 2, 1, 1]),
+    "expand": (torch.tensor([2]).expand(3), [2, 2, 2]),
+}
+
+
+@pytest.mark.parametrize("view", STRIDED_BATCH_SIZES)
+def test_op_reads_batch_sizes_views_through_their_strides(view):
+    strided, values = STRIDED_BATCH_SIZES[view]
+    assert not strided.is_contiguous()
+    args = layer_args(batch_sizes=values, input_size=3, hidden=4, requires_grad=True)
+    results = []
+    for batch_sizes in (torch.tensor(values), strided):
+        out = OP(*{**args, "batch_sizes": batch_sizes}.values(), False, True)
+        grads = torch.ops.fastlstm.lstm_layer_backward(
+            torch.ones_like(out[0]), torch.ones_like(out[1]), torch.ones_like(out[2]),
+            args["input"], args["h0"], args["c0"], args["w_ih"], args["w_hh"], None,
+            batch_sizes, False, out[0], out[3], out[4])
+        results.append(list(out[:3]) + list(grads))
+    assert_all_close(results[1], results[0])
+
+
+@pytest.mark.parametrize("view", STRIDED_BATCH_SIZES)
+def test_packed_sequence_with_a_batch_sizes_view_matches_torch(view):
+    strided, values = STRIDED_BATCH_SIZES[view]
+    ref, fast = make_pair(input_size=INPUT, hidden_size=HIDDEN, num_layers=LAYERS,
+                          bidirectional=True)
+    data = torch.randn(sum(values), INPUT)
+    expected = ref(PackedSequence(data, torch.tensor(values)))
+    actual = fast(PackedSequence(data, strided))
+    assert_all_close([actual[0].data, *actual[1]], [expected[0].data, *expected[1]], **FP32_TOL)
+
+
+# nn.LSTM's constructor checks (torch.nn.RNNBase): the same exception types.
+BAD_CONFIGS = {
+    "input_size_zero": dict(input_size=0),
+    "input_size_negative": dict(input_size=-1),
+    "input_size_float": dict(input_size=3.0),
+    "hidden_size_zero": dict(hidden_size=0),
+    "hidden_size_str": dict(hidden_size="5"),
+    "num_layers_zero": dict(num_layers=0),
+    "num_layers_negative_float": dict(num_layers=-1.5),
+    "num_layers_float": dict(num_layers=2.0),
+    "bias_int": dict(bias=1),
+    "bias_str": dict(bias="no"),
+    "batch_first_str": dict(batch_first="yes"),
+    "dropout_above_one": dict(dropout=1.5),
+    "dropout_bool": dict(dropout=True),
+    "proj_size_negative": dict(proj_size=-1),
+    "proj_size_too_large": dict(proj_size=5),
+    "proj_size_float": dict(proj_size=1.5),
+}
+
+
+@pytest.mark.parametrize("name", BAD_CONFIGS)
+def test_bad_constructor_arguments_raise_like_torch(name):
+    config = {"input_size": 3, "hidden_size": 5, **BAD_CONFIGS[name]}
+    with pytest.raises(Exception) as theirs:
+        torch.nn.LSTM(**config)
+    with pytest.raises(type(theirs.value)) as ours:
+        fastlstm.LSTM(**config)
+    assert type(ours.value) is type(theirs.value), ours.value
+    value = next(iter(BAD_CONFIGS[name].values()))
+    if isinstance(ours.value, ValueError):  # names what was given
+        assert str(value) in str(ours.value), ours.value
+
+
+@pytest.mark.parametrize("module", ["LSTM", "LSTMCell"])
+def test_complex_models_compute_as_torch_does(module):
+    """nn.LSTM and nn.LSTMCell run complex weights on ATen; so does fastlstm."""
+    torch.manual_seed(0)
+    ref = getattr(torch.nn, module)(3, 4).to(torch.complex128)
+    fast = getattr(fastlstm, module)(3, 4).to(torch.complex128)
+    fast.load_state_dict(ref.state_dict())
+    x = torch.randn(5, 2, 3, dtype=torch.complex128)
+    x = x[0] if module == "LSTMCell" else x
+    expected, actual = ref(x), fast(x)
+    flat = lambda r: [r[0], *r[1]] if module == "LSTM" else list(r)  # noqa: E731
+    assert_all_close(flat(actual), flat(expected), atol=1e-12, rtol=1e-12)
+
+
+def test_complex_input_to_a_real_model_names_both_dtypes():
+    _, fast = torch_and_fast_lstm()
+    with pytest.raises(ValueError, match=both("torch.float32", "torch.complex64")):
+        fast(torch.randn(5, BATCH, INPUT, dtype=torch.complex64))

@@ -34,6 +34,20 @@ for size, hidden, config, batch in ((4, 6, dict(num_layers=2, bidirectional=True
             torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
 sig, tanh = torch.ops.fastlstm._gate_activations(torch.linspace(-30, 30, 10001))
 assert (sig.double() - torch.sigmoid(torch.linspace(-30, 30, 10001).double())).abs().max() < 2 ** -21
+under = torch.linspace(-120, -80, 40001)
+assert torch.equal(torch.ops.fastlstm._gate_activations(under)[0] == 0, torch.sigmoid(under) == 0)
+ref = torch.nn.LSTM(2, 3)
+fast = fastlstm.LSTM.from_torch(ref)
+for value in (3.4e38, float("-inf")):
+    outs = []
+    for model in (ref, fast):
+        model.zero_grad()
+        x = torch.tensor([[[value, 1.0]], [[0.5, -value]]], requires_grad=True)
+        y, (h, c) = model(x)
+        (y.sum() + c.sum()).backward()
+        outs.append([y, h, c, x.grad] + [p.grad for p in model.parameters()])
+    for a, b in zip(*outs):
+        torch.testing.assert_close(b, a, equal_nan=True, atol=1e-5, rtol=1e-4)
 print("parity ok")
 """
 

@@ -47,10 +47,49 @@ def test_special_values(dtype):
     sig, tanh = GATE_ACTIVATIONS(x)
     assert torch.isnan(sig[0]) and torch.isnan(tanh[0])
     assert sig[1] == 1 and tanh[1] == 1
-    # exp() clamps its argument inside float range, so sigmoid(-inf) is the
-    # float32 sigmoid(-88) (about 6e-39, as torch's) rather than exactly 0.
-    assert 0 <= sig[2] < 1e-38 and tanh[2] == -1
+    assert sig[2] == 0 and tanh[2] == -1
     assert sig[3] == 0.5 and tanh[3] == 0 and tanh[4] == 0
+
+
+# Every float32 from -120 to -80 at spacing 2^-12: sigmoid underflows there.
+UNDERFLOW = torch.arange(-120 * 4096, -80 * 4096 + 1, dtype=torch.float64).float() / 4096
+
+
+def test_float32_sigmoid_is_zero_exactly_where_torchs_is():
+    """Where exp(-x) overflows float32 (x < -88.72), 1 / (1 + exp(-x)) is 0,
+    in torch and in fastlstm; above, both keep the denormal values."""
+    sig, tanh = GATE_ACTIVATIONS(UNDERFLOW)
+    expected = torch.sigmoid(UNDERFLOW)
+    assert torch.equal(sig == 0, expected == 0)
+    assert (sig.double() - expected.double()).abs().max() <= 2 ** -130
+    assert bool((tanh == -1).all())
+
+
+def saturated_lstm_results(module, value):
+    """Outputs and every gradient of an LSTM fed an input of `value` (near the
+    float32 limit, or infinite): its gates saturate at exactly 0 and 1."""
+    module.zero_grad()
+    x = torch.tensor([[[value, 1.0]], [[0.5, -value]], [[0.25, 0.5]]], requires_grad=True)
+    output, (h_n, c_n) = module(x)
+    (output.sum() + c_n.sum()).backward()
+    return [output, h_n, c_n, x.grad] + [p.grad for p in module.parameters()]
+
+
+@pytest.mark.parametrize("backend", ["native", "emulated"])
+@pytest.mark.parametrize("value", [3.4e38, -3.4e38, float("inf"), float("-inf")])
+def test_saturated_gates_give_torchs_gradients(value, backend):
+    """A gate at exactly 0 passes no gradient (0, where the input is finite)
+    and gives NaN against an infinite input, as torch's does."""
+    import fastlstm
+
+    torch.manual_seed(0)
+    ref = torch.nn.LSTM(2, 3)
+    fast = fastlstm.LSTM.from_torch(ref)
+    expected = saturated_lstm_results(ref, value)
+    with fastlstm.backend(backend):
+        actual = saturated_lstm_results(fast, value)
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e, equal_nan=True, atol=1e-5, rtol=1e-4)
 
 
 def test_nan_input_propagates_through_the_lstm():

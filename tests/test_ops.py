@@ -64,27 +64,6 @@ def test_gradcheck_op(name):
                                     tuple(args.values()))
 
 
-@pytest.mark.parametrize("through", ["layer", "backward_op"])
-def test_second_order_gradients_are_refused_not_cut_off(through):
-    args = layer_args(requires_grad=True)
-    output, h_n, c_n = call_op(args, False)
-    loss = output.square().sum() + h_n.sum() + c_n.sum()
-    if through == "layer":
-        grad_w_hh, = torch.autograd.grad(loss, args["w_hh"], create_graph=True)
-        assert grad_w_hh.requires_grad
-        with pytest.raises(RuntimeError, match="second-order gradients"):
-            grad_w_hh.sum().backward()
-    else:
-        with torch.no_grad():
-            _, _, _, gates, cells = OP(*args.values(), False, True)
-        backward_args = (torch.ones_like(output), torch.zeros_like(h_n), torch.zeros_like(c_n),
-                         args["input"], args["h0"], args["c0"], args["w_ih"], args["w_hh"], None,
-                         None, False, output.detach(), gates, cells)
-        grad_input = BACKWARD_OP(*backward_args)[0]
-        with pytest.raises(RuntimeError, match="second-order gradients"):
-            grad_input.sum().backward()
-
-
 def test_workspace_holds_activated_gates_and_cells():
     args = layer_args(steps=3, batch=2)
     output, h_n, c_n, gates, cells = OP(*args.values(), False, True)

@@ -40,6 +40,7 @@ template <typename T>
 void gather_final_hidden(const StepSchedule& sched, bool reverse, const Tensor& output,
                          Tensor& h_n) {
   const int64_t P = output.size(1);
+  if (P == 0) return;  // no units: no data, and memcpy must not see its null pointer
   const std::vector<int64_t> last = sched.last_rows(reverse);
   for (size_t b = 0; b < last.size(); ++b) {
     std::memcpy(h_n.data_ptr<T>() + b * P, output.data_ptr<T>() + last[b] * P, P * sizeof(T));

@@ -161,22 +161,26 @@ FASTLSTM_VEC_INLINE void sum_lanes4(Vec<T, W> a, Vec<T, W> b, Vec<T, W> c, Vec<T
 template <int W>
 FASTLSTM_VEC_INLINE Vec<float, W> clamp_exp_arg(Vec<float, W> x) {
   using Raw = typename Vec<float, W>::Raw;
-  const Raw lo = Vec<float, W>(-87.0f).v, hi = Vec<float, W>(88.0f).v;
+  const Raw lo = Vec<float, W>(kExpArgMin).v, hi = Vec<float, W>(kExpArgMax).v;
   Raw r = x.v < lo ? lo : x.v;
   r = r > hi ? hi : r;
   return Vec<float, W>(r);
 }
 template <int W>
-FASTLSTM_VEC_INLINE Vec<float, W> pow2_of_shifted(Vec<float, W> t) {
+FASTLSTM_VEC_INLINE Vec<float, W> half_pow2_of_shifted(Vec<float, W> t) {
   using Bits = typename RawVector<uint32_t, W>::type;
   using Raw = typename Vec<float, W>::Raw;
   // Casts between vector types of one size reinterpret the bits.
-  const Bits scale = ((Bits)t.v - 0x4B400000u + 127u) << 23;
+  const Bits scale = ((Bits)t.v - 0x4B400000u + 126u) << 23;
   return Vec<float, W>((Raw)scale);
 }
+template <typename T, int W>
+FASTLSTM_VEC_INLINE Vec<T, W> mul_add(Vec<T, W> a, Vec<T, W> b, Vec<T, W> c) {
+  return fma(a, b, c);
+}
 template <int W>
-FASTLSTM_VEC_INLINE Vec<float, W> exp_of(Vec<float, W> x) {
-  return exp_poly(x);
+FASTLSTM_VEC_INLINE Vec<float, W> one_plus_exp(Vec<float, W> x) {
+  return one_plus_exp_poly(x);
 }
 template <int W>
 FASTLSTM_VEC_INLINE Vec<float, W> tanh_of(Vec<float, W> x) {
@@ -184,8 +188,8 @@ FASTLSTM_VEC_INLINE Vec<float, W> tanh_of(Vec<float, W> x) {
 }
 // Doubles take libm lane by lane, as the float64 host path does.
 template <int W>
-FASTLSTM_VEC_INLINE Vec<double, W> exp_of(Vec<double, W> x) {
-  for (int i = 0; i < W; ++i) x.v[i] = std::exp(x.v[i]);
+FASTLSTM_VEC_INLINE Vec<double, W> one_plus_exp(Vec<double, W> x) {
+  for (int i = 0; i < W; ++i) x.v[i] = 1.0 + std::exp(x.v[i]);
   return x;
 }
 template <int W>
@@ -246,15 +250,19 @@ FASTLSTM_VEC_INLINE Pair<V> clamp_exp_arg(Pair<V> x) {
   return {clamp_exp_arg(x.lo), clamp_exp_arg(x.hi)};
 }
 template <typename V>
-FASTLSTM_VEC_INLINE Pair<V> pow2_of_shifted(Pair<V> t) {
-  return {pow2_of_shifted(t.lo), pow2_of_shifted(t.hi)};
+FASTLSTM_VEC_INLINE Pair<V> half_pow2_of_shifted(Pair<V> t) {
+  return {half_pow2_of_shifted(t.lo), half_pow2_of_shifted(t.hi)};
 }
 template <typename V>
-FASTLSTM_VEC_INLINE Pair<V> exp_of(Pair<V> x) {
+FASTLSTM_VEC_INLINE Pair<V> mul_add(Pair<V> a, Pair<V> b, Pair<V> c) {
+  return {fma(a.lo, b.lo, c.lo), fma(a.hi, b.hi, c.hi)};
+}
+template <typename V>
+FASTLSTM_VEC_INLINE Pair<V> one_plus_exp(Pair<V> x) {
   if constexpr (sizeof(typename V::Scalar) == 4) {
-    return exp_poly(x);
+    return one_plus_exp_poly(x);
   } else {
-    return {exp_of(x.lo), exp_of(x.hi)};
+    return {one_plus_exp(x.lo), one_plus_exp(x.hi)};
   }
 }
 template <typename V>
