@@ -5,7 +5,8 @@
 // FASTLSTM_CUDA_KERNELS=nvcc or =nvrtc, read once, picks where both exist.
 // Compiled into every build: it names no CUDA header, so a CPU-only build
 // registers it too (and a CPU-only torch never calls it).
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty_like.h>
 #include <ATen/Dispatch.h>
 #include <c10/core/DeviceGuard.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>

@@ -8,6 +8,7 @@
 // emulated ones.
 #include "lstm_kernel_glue.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 
 #include <limits>

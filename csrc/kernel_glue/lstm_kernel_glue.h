@@ -4,7 +4,7 @@
 // StepKernels implementation.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include "../kernels/step_kernels.h"
 #include "../lstm_args.h"

@@ -1,6 +1,6 @@
 #include "nvrtc_check.h"
 
-#include <ATen/ATen.h>
+#include <ATen/ops/empty.h>
 
 #include <cstring>
 
