@@ -49,6 +49,24 @@ __device__ __forceinline__ void as_multiplicand(Fragment& f) {
   }
 }
 
+// Cells of a pass (32 units x 16 rows) a thread updates.
+constexpr int kCellsPerThread =
+    Persistent2dTensorCoreTile::kUnits * Persistent2dTensorCoreTile::kRows /
+    Persistent2dTensorCoreTile::kThreads;
+
+// The input projection of this thread's cells of a pass of `rows` rows
+// from batch row r0.
+template <typename T>
+__device__ __forceinline__ void load_cells_pre_x(const PersistentForwardParams<T>& p,
+                                                 const ScheduledStep& step, int r0, int rows,
+                                                 float (&pre)[kCellsPerThread][kNumGates]) {
+  constexpr int kUnits = Persistent2dTensorCoreTile::kUnits;
+  for (int i = 0; i < kCellsPerThread; ++i) {
+    const int e = threadIdx.x + i * Persistent2dTensorCoreTile::kThreads;
+    if (e / kUnits < rows) load_pre_x(p, step, r0 + e / kUnits, blockIdx.x * kUnits + e % kUnits, pre[i]);
+  }
+}
+
 template <typename T, bool kSaveWorkspace>
 __global__ void __launch_bounds__(Persistent2dTensorCoreTile::kThreads, 1)
 lstm_forward_persistent2d_tensor_core(PersistentForwardParams<T> p) {
@@ -98,9 +116,13 @@ lstm_forward_persistent2d_tensor_core(PersistentForwardParams<T> p) {
   for (int k = p.k_begin; k < p.k_end; ++k) {
     const ScheduledStep step = scheduled_step(p.sched, k);
     const int rows = min(BS, step.rows - r0);  // of this slice, at this step
+    // This thread's cells of a pass: e = tid + kThreads * i, unit e % 32, row e / 32.
+    float pre[kCellsPerThread][kNumGates];
+    load_cells_pre_x(p, step, r0, min(kRows, rows), pre);  // the first pass's, before the wait
     wait_for_slice(counter, k - p.k_begin, gridDim.x);
     for (int first = 0; first < rows; first += kRows) {
       const int pass = min(kRows, rows - first);
+      if (first > 0) load_cells_pre_x(p, step, r0 + first, pass, pre);
       const T* h_prev = step.prev >= 0 ? p.output + (size_t)step.prev * H : nullptr;
       for (int e = tid; e < kRows * H; e += blockDim.x) {
         const int r = e / H, col = e % H, b = r0 + first + r;
@@ -132,12 +154,11 @@ lstm_forward_persistent2d_tensor_core(PersistentForwardParams<T> p) {
       }
       wmma::store_matrix_sync(gate_tile + warp * 16 * kRows, acc, kRows, wmma::mem_row_major);
       __syncthreads();
-      for (int e = tid; e < kUnits * pass; e += blockDim.x) {
-        const int u = e % kUnits, r = e / kUnits, b = r0 + first + r, j = j0 + u;
-        float pre[kNumGates];
-        load_pre_x(p, step, b, j, pre);
-        for (int g = 0; g < kNumGates; ++g) pre[g] += gate_tile[(g * kUnits + u) * kRows + r];
-        finish_persistent_cell<T, kSaveWorkspace>(p, step, b, j, pre,
+      for (int i = 0; i < kCellsPerThread; ++i) {
+        const int e = tid + i * Tile::kThreads, u = e % kUnits, r = e / kUnits;
+        if (r >= pass) continue;
+        for (int g = 0; g < kNumGates; ++g) pre[i][g] += gate_tile[(g * kUnits + u) * kRows + r];
+        finish_persistent_cell<T, kSaveWorkspace>(p, step, r0 + first + r, j0 + u, pre[i],
                                                   c_slice[(first + r) * kUnits + u]);
       }
       __syncthreads();  // the next pass overwrites the staged h and the gate tile
