@@ -22,11 +22,18 @@ def _cuda_major():
 
 
 def _wheel_roots(major):
-    """Folders of the nvidia-* wheels for this CUDA major version."""
+    """Folders of the nvidia-* wheels for this CUDA major version: CUDA 13's
+    share nvidia/cu13; CUDA 12's have one folder each (nvidia/cuda_nvrtc, ...)."""
     spec = importlib.util.find_spec("nvidia")
     if spec is None or spec.submodule_search_locations is None:
         return []
-    return [os.path.join(p, f"cu{major}") for p in spec.submodule_search_locations]
+    roots = []
+    for base in spec.submodule_search_locations:
+        roots.append(os.path.join(base, f"cu{major}"))
+        if major == 12:
+            roots += [os.path.join(base, name)
+                      for name in ("cuda_nvrtc", "cuda_runtime", "cuda_cccl", "cuda_nvcc")]
+    return roots
 
 
 def _toolkit_root():
