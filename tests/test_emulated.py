@@ -297,6 +297,8 @@ LOW_PRECISION_CASES = {
     "tiles": (dict(steps=3, batch=5, input_size=8, hidden=32), False),
     "packed_reverse_tiles": (dict(batch_sizes=[5, 4, 2], input_size=8, hidden=32), True),
     "odd_sizes": (dict(steps=3, batch=4, input_size=3, hidden=5), False),
+    # Two blocks of 32 units a batch slice: the Tensor Core kernels' flags.
+    "two_unit_blocks": (dict(steps=3, batch=5, input_size=8, hidden=64), True),
     # Several row passes of the persistent Tensor Core kernel.
     "many_rows": (dict(steps=2, batch=130, input_size=4, hidden=32), False),
 }
@@ -307,6 +309,7 @@ VARIANTS_FOR = {
                              "persistent_2d"],
     "odd_sizes": ["step_narrow", "step_wide", "persistent", "persistent_2d"],
     "many_rows": ["tensor_core", "persistent", "persistent_tensor_core", "persistent_2d"],
+    "two_unit_blocks": ["persistent_tensor_core", "persistent_2d"],
 }
 
 
@@ -387,6 +390,23 @@ def test_tf32_within_twice_a_tf32_reference_error(emulated, name, monkeypatch):
         assert tf32_err > 1e-6, what  # TF32 rounding is there to see
         assert ours_err <= 2 * tf32_err + 1e-6, (what, ours_err, tf32_err)
         torch.testing.assert_close(a.double(), t, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("hidden", [32, 64])
+def test_tf32_gradients_close_to_float64(emulated, hidden, monkeypatch):
+    """The backward on Tensor Cores too (dgates times W_hh's columns as TF32): each
+    gradient within TF32's rounding of the float64 reference's (the scalar float32 path
+    is within FP32_TOL, tested elsewhere)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    args = layer_args(steps=3, batch=5, input_size=5, hidden=hidden, dtype=torch.float32)
+    order, seed = emulated
+    with fastlstm.backend("emulated", kernel="persistent_tensor_core", order=order, seed=seed):
+        ours = op_results(args, False)
+    exact = reference_results({k: v.double() if isinstance(v, torch.Tensor) else v
+                               for k, v in args.items()}, False)
+    for a, e in zip(ours, exact):
+        torch.testing.assert_close(a.double(), e, atol=2e-3 * max(1.0, e.abs().max().item()),
+                                   rtol=2e-3)
 
 
 def test_tf32_follows_torch_cudnn_flag(monkeypatch):

@@ -113,6 +113,9 @@ int persistent_capacity(PersistentKernel kernel, size_t shared_bytes) {
                  resident_blocks(ForwardPersistent2dKernel<T, 4, false>{}, shared_bytes, device)));
   }
   if constexpr (kHasTensorCoreKernels<T> || std::is_same<T, float>::value) {
+    if (kernel == PersistentKernel::kBackward2dTensorCore) {
+      return resident_blocks(BackwardPersistent2dTensorCoreKernel<T>{}, shared_bytes, device);
+    }
     if (kernel == PersistentKernel::kForward2dTensorCore) {
       return std::min(
           resident_blocks(ForwardPersistent2dTensorCoreKernel<T, true>{}, shared_bytes, device),

@@ -97,14 +97,17 @@ PersistentPlan plan_persistent_2d(const StepKernels& kernels, const LayerShape& 
   if (tensor_cores && H % Persistent2dTensorCoreTile::kUnits != 0) {
     return {0, false, 0, "the Tensor Core kernel needs a hidden size that is a multiple of 32"};
   }
-  const PersistentKernel kernel = backward       ? PersistentKernel::kBackward2d
-                                  : tensor_cores ? PersistentKernel::kForward2dTensorCore
-                                                 : PersistentKernel::kForward2d;
+  const PersistentKernel kernel =
+      tensor_cores ? (backward ? PersistentKernel::kBackward2dTensorCore
+                               : PersistentKernel::kForward2dTensorCore)
+                   : (backward ? PersistentKernel::kBackward2d : PersistentKernel::kForward2d);
   for (const Cut& cut : cuts_2d<T>(kernels, s, backward, tensor_cores)) {
     const size_t bytes =
-        backward       ? Persistent2dTile::backward_bytes<T>(H, cut.units, cut.slice_rows)
-        : tensor_cores ? Persistent2dTensorCoreTile::forward_bytes<T>(H, cut.slice_rows)
-                       : Persistent2dTile::forward_bytes<T>(H, cut.units, cut.slice_rows);
+        tensor_cores
+            ? (backward ? Persistent2dTensorCoreTile::backward_bytes<T>(H, cut.slice_rows)
+                        : Persistent2dTensorCoreTile::forward_bytes<T>(H, cut.slice_rows))
+            : (backward ? Persistent2dTile::backward_bytes<T>(H, cut.units, cut.slice_rows)
+                        : Persistent2dTile::forward_bytes<T>(H, cut.units, cut.slice_rows));
     if (kernels.persistent_capacity(storage_type_of<T>(), kernel, bytes) >= cut.blocks) {
       return {cut.units, tensor_cores, cut.slice_rows, ""};
     }
@@ -132,10 +135,10 @@ const char* tensor_cores_refused_persistent(const LayerArgs& a) {
 constexpr int64_t kTensorCoreMinBatch = 4;
 
 // Whether a persistent kernel runs: forced, refused, or the auto rule: for
-// more than one step, the 2-D kernels where they fit (the Tensor Core forward
-// where it applies, from kTensorCoreMinBatch), else the 1-D ones up to
-// kPersistentMaxBatch. Forcing
-// the Tensor Core variant leaves the backward to the auto rule.
+// more than one step, the 2-D kernels where they fit (the Tensor Core ones
+// where they apply, from kTensorCoreMinBatch), else the 1-D ones up to
+// kPersistentMaxBatch. Forcing the Tensor Core variant forces its forward;
+// its backward runs where it fits on chip, else the scalar 2-D one.
 template <typename T>
 PersistentPlan choose_persistent(const StepKernels& kernels, const LayerArgs& a, bool backward) {
   const KernelChoice k = a.kernel;
@@ -147,9 +150,9 @@ PersistentPlan choose_persistent(const StepKernels& kernels, const LayerArgs& a,
   const bool tc_forced = k == KernelChoice::kPersistentTensorCore;
   const char* refused = tensor_cores_refused_persistent<T>(a);
   PersistentPlan plan;
-  if (!backward && (tc_forced || (is_auto && !refused && s.batch >= kTensorCoreMinBatch))) {
+  if (tc_forced || (is_auto && !refused && s.batch >= kTensorCoreMinBatch)) {
     plan = refused ? PersistentPlan{0, false, 0, refused}
-                   : plan_persistent_2d<T>(kernels, s, false, true);
+                   : plan_persistent_2d<T>(kernels, s, backward, true);
   }
   const bool scalar_2d = is_auto || k == KernelChoice::kPersistent2d || (tc_forced && backward);
   if (plan.units == 0 && scalar_2d) plan = plan_persistent_2d<T>(kernels, s, backward, false);

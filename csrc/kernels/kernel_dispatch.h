@@ -126,6 +126,17 @@ void dispatch_persistent_forward(const PersistentForwardParams<T>& p, bool save,
 
 template <typename T, typename Launch>
 void dispatch_persistent_backward_2d(const PersistentBackwardParams<T>& p, Launch&& launch) {
+  if constexpr (kHasTensorCoreKernels<T> || std::is_same<T, float>::value) {
+    if (p.tensor_cores) {
+      const LaunchConfig c{(unsigned)ceil_div(p.hidden, Persistent2dTensorCoreTile::kUnits),
+                           (unsigned)ceil_div(p.batch, p.slice_rows),
+                           Persistent2dTensorCoreTile::kThreads,
+                           Persistent2dTensorCoreTile::backward_bytes<T>(p.hidden, p.slice_rows),
+                           true};
+      launch(c, BackwardPersistent2dTensorCoreKernel<T>{}, p);
+      return;
+    }
+  }
   const LaunchConfig c{(unsigned)ceil_div(p.hidden, p.units),
                        (unsigned)ceil_div(p.batch, p.slice_rows), Persistent2dTile::kThreads,
                        Persistent2dTile::backward_bytes<T>(p.hidden, p.units, p.slice_rows), true};
@@ -174,10 +185,10 @@ void for_each_kernel_instance(Visit&& visit) {
   for (int slice_rows : {1, 64}) {  // one row per thread, and four
     fp.slice_rows = bp.slice_rows = slice_rows;
     for (bool tensor_cores : {false, true}) {
-      fp.tensor_cores = tensor_cores;
+      fp.tensor_cores = bp.tensor_cores = tensor_cores;
       for (bool save : {false, true}) dispatch_persistent_forward(fp, save, record);
+      dispatch_persistent_backward(bp, record);
     }
-    dispatch_persistent_backward(bp, record);
   }
   dispatch_gate_activations<T>(nullptr, nullptr, nullptr, 1, record);
 }

@@ -34,6 +34,10 @@ auto kernel_entry(ForwardPersistent2dTensorCoreKernel<T, S>) {
   return &lstm_forward_persistent2d_tensor_core<T, S>;
 }
 template <typename T>
+auto kernel_entry(BackwardPersistent2dTensorCoreKernel<T>) {
+  return &lstm_backward_persistent2d_tensor_core<T>;
+}
+template <typename T>
 auto kernel_entry(GateActivationsKernel<T>) { return &gate_activations<T>; }
 
 }  // namespace fastlstm

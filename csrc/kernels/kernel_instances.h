@@ -31,6 +31,8 @@ struct BackwardPersistent2dKernel {};
 template <typename T, bool kSave>
 struct ForwardPersistent2dTensorCoreKernel {};
 template <typename T>
+struct BackwardPersistent2dTensorCoreKernel {};
+template <typename T>
 struct GateActivationsKernel {};
 
 // The kernels' template arguments as C++ spells them.
@@ -87,6 +89,10 @@ std::string name_expression(BackwardPersistent2dKernel<T, R>) {
 template <typename T, bool S>
 std::string name_expression(ForwardPersistent2dTensorCoreKernel<T, S>) {
   return instance_name<T>("lstm_forward_persistent2d_tensor_core", flag(S));
+}
+template <typename T>
+std::string name_expression(BackwardPersistent2dTensorCoreKernel<T>) {
+  return instance_name<T>("lstm_backward_persistent2d_tensor_core");
 }
 template <typename T>
 std::string name_expression(GateActivationsKernel<T>) {

@@ -171,4 +171,107 @@ lstm_forward_persistent2d_tensor_core(PersistentForwardParams<T> p) {
   }
 }
 
+// The 2-D persistent backward on Tensor Cores: phase A (the gate gradients
+// of the block's 32 units) as the scalar kernel; phase B, dL/dh_{t-1} of
+// those units = the slice's dgates (staged, 16 rows a pass, as the A operand)
+// times W_hh's columns of the units (the B operand, in WMMA fragments for the
+// whole sequence: warp w holds units 16 (w % 2).. over rows quarter w / 2 of
+// W_hh's 4H, registers first). The four quarters' partial sums meet in
+// shared memory and add in a fixed order: deterministic.
+template <typename T>
+__global__ void __launch_bounds__(Persistent2dTensorCoreTile::kThreads, 1)
+lstm_backward_persistent2d_tensor_core(PersistentBackwardParams<T> p) {
+  namespace wmma = nvcuda::wmma;
+  using Tile = Persistent2dTensorCoreTile;
+  using M = typename TensorCoreOperand<T>::Memory;
+  using Precision = typename TensorCoreOperand<T>::Fragment;
+  constexpr int kK = Tile::tile_k<T>(), kRows = Tile::kRows, kUnits = Tile::kUnits;
+  using AFragment = wmma::fragment<wmma::matrix_a, 16, 16, kK, Precision, wmma::row_major>;
+  using BFragment = wmma::fragment<wmma::matrix_b, 16, 16, kK, Precision, wmma::row_major>;
+  using CFragment = wmma::fragment<wmma::accumulator, 16, 16, kK, float>;
+  FASTLSTM_DYNAMIC_SHARED(unsigned char, shared_bytes);
+  const int H = p.hidden, BS = p.slice_rows, depth = kNumGates * H;
+  const int tid = threadIdx.x, warp = tid / 32, half = warp % 2, quarter = warp / 2;
+  const int register_tiles = Tile::register_columns<T>(H) / kK, tiles = H / kK;
+  const int rest = H - register_tiles * kK;
+  const int w_stride = Tile::stride<M>(kUnits), dg_stride = Tile::stride<M>(depth);
+  M* w_rest = reinterpret_cast<M*>(shared_bytes);  // [4][rest][w_stride]
+  M* dg_stage = reinterpret_cast<M*>(shared_bytes + Tile::backward_rest_bytes<M>(H));  // [16][dg_stride]
+  float* partial = reinterpret_cast<float*>(reinterpret_cast<unsigned char*>(dg_stage) +
+                                            Tile::stage_bytes<M>(depth));  // [8][16][16]
+  float* dh_units = partial + 8 * 16 * 16;  // [BS][32]: dL/dh_t from step t+1
+  float* dc_units = dh_units + BS * kUnits;  // [BS][32]: dL/dc_t from step t+1
+
+  const int j0 = blockIdx.x * kUnits, r0 = blockIdx.y * BS;
+  const M* w_columns = reinterpret_cast<const M*>(p.w_hh) + (size_t)quarter * H * H + j0 + 16 * half;
+  BFragment w_registers[Tile::kRegisterTiles];
+#pragma unroll
+  for (int t = 0; t < Tile::kRegisterTiles; ++t) {
+    if (t < register_tiles) {
+      wmma::load_matrix_sync(w_registers[t], w_columns + (size_t)t * kK * H, H);
+      as_multiplicand<T>(w_registers[t]);
+    }
+  }
+  for (int e = tid; e < 4 * rest * kUnits; e += blockDim.x) {
+    const int r = e / kUnits, u = e % kUnits, q = r / rest, n = r % rest;
+    w_rest[r * w_stride + u] = reinterpret_cast<const M*>(
+        p.w_hh)[(size_t)(q * H + register_tiles * kK + n) * H + j0 + u];
+  }
+  load_unit_grads(p, j0, r0, BS, dh_units, dc_units);
+  __syncthreads();
+
+  int* counter = p.step_counters + blockIdx.y;
+  for (int k = p.sched.steps - 1, done = 0; k >= 0; --k, ++done) {
+    const ScheduledStep step = scheduled_step(p.sched, k);
+    const int rows = min(BS, step.rows - r0);  // of this slice, at this step
+    unit_gate_grads(p, step, j0, r0, max(rows, 0), dh_units, dc_units);  // A
+    publish_step(counter);
+    wait_for_slice(counter, done + 1, gridDim.x);
+    const T* dgates_step = p.dgates + (size_t)step.offset * depth;
+    for (int first = 0; first < rows; first += kRows) {  // B
+      const int pass = min(kRows, rows - first);
+      for (int e = tid; e < kRows * depth; e += blockDim.x) {
+        const int r = e / depth, n = e % depth;
+        T v = from_acc<T>(0.0f);
+        if (r < pass) v = dgates_step[(size_t)(r0 + first + r) * depth + n];
+        dg_stage[r * dg_stride + n] = reinterpret_cast<const M&>(v);
+      }
+      __syncthreads();
+      CFragment acc;
+      wmma::fill_fragment(acc, 0.0f);
+      const M* dg = dg_stage + quarter * H;
+#pragma unroll
+      for (int t = 0; t < Tile::kRegisterTiles; ++t) {
+        if (t < register_tiles) {
+          AFragment a;
+          wmma::load_matrix_sync(a, dg + t * kK, dg_stride);
+          as_multiplicand<T>(a);
+          wmma::mma_sync(acc, a, w_registers[t], acc);
+        }
+      }
+      for (int t = register_tiles; t < tiles; ++t) {
+        AFragment a;
+        wmma::load_matrix_sync(a, dg + t * kK, dg_stride);
+        as_multiplicand<T>(a);
+        BFragment w;
+        wmma::load_matrix_sync(
+            w, w_rest + (size_t)(quarter * rest + (t - register_tiles) * kK) * w_stride + 16 * half,
+            w_stride);
+        as_multiplicand<T>(w);
+        wmma::mma_sync(acc, a, w, acc);
+      }
+      wmma::store_matrix_sync(partial + warp * 256, acc, 16, wmma::mem_row_major);
+      __syncthreads();
+      for (int e = tid; e < kUnits * pass; e += blockDim.x) {
+        const int u = e % kUnits, r = e / kUnits;
+        float dh = 0;
+        for (int q = 0; q < 4; ++q) dh += partial[(q * 2 + u / 16) * 256 + r * 16 + u % 16];
+        finish_unit_dh(p, step, r0 + first + r, first + r, u, j0, dh, dh_units);
+      }
+      __syncthreads();  // the next pass overwrites the staged dgates and the partials
+    }
+    __syncthreads();  // the next step's A reads dh_units written here by other threads
+  }
+}
+
 }  // namespace fastlstm

@@ -24,6 +24,7 @@ enum class PersistentKernel {
   kForward2dTensorCore,
   kBackward,
   kBackward2d,  // lstm_persistent2d.cuh, either rows-per-thread instance
+  kBackward2dTensorCore,
 };
 
 template <typename T>

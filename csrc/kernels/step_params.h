@@ -193,6 +193,21 @@ struct Persistent2dTensorCoreTile {
     return rest_bytes<T>(hidden) + stage_bytes<T>(hidden) + kGateTileBytes +
            (size_t)slice_rows * kUnits * sizeof(float);
   }
+  // The backward: warp w holds 16 of the 32 units' columns of W_hh (w % 2)
+  // over a quarter of its 4H rows (w / 2), so each quarter's rows past the
+  // registers sit in shared memory; then the staged dgates (4H a row), the
+  // eight warps' partial sums, the slice's dL/dh and dL/dc.
+  template <typename T>
+  static FASTLSTM_TILE_FN size_t backward_rest_bytes(int hidden) {
+    const int rest = hidden - register_columns<T>(hidden);
+    return rest > 0 ? aligned((size_t)4 * rest * stride<T>(kUnits) * sizeof(T)) : 0;
+  }
+  static constexpr size_t kPartialBytes = (size_t)8 * 16 * 16 * sizeof(float);
+  template <typename T>
+  static FASTLSTM_TILE_FN size_t backward_bytes(int hidden, int slice_rows) {
+    return backward_rest_bytes<T>(hidden) + stage_bytes<T>(4 * hidden) + kPartialBytes +
+           (size_t)2 * slice_rows * kUnits * sizeof(float);
+  }
 };
 
 // All steps [k_begin, k_end) of a layer direction in one cooperative launch

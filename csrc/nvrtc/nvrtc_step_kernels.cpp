@@ -168,6 +168,11 @@ class NvrtcStepKernels final : public DispatchedStepKernels<NvrtcStepKernels> {
                             blocks(ForwardPersistent2dTensorCoreKernel<T, false>{}));
           }
           return 0;
+        case PersistentKernel::kBackward2dTensorCore:
+          if constexpr (kHasTensorCoreKernels<T> || std::is_same_v<T, float>) {
+            return blocks(BackwardPersistent2dTensorCoreKernel<T>{});
+          }
+          return 0;
         default:
           return std::min(blocks(ForwardPersistentKernel<T, true>{}),
                           blocks(ForwardPersistentKernel<T, false>{}));
