@@ -3,6 +3,7 @@ the host): it times the variants that can run a layer once, runs the winner
 from then on, gives the results of that variant forced, keeps the winners in
 a file that another process reads, and leaves alone what it is not asked to."""
 import json
+import os
 import subprocess
 import sys
 
@@ -51,7 +52,7 @@ def test_winners_are_read_back_by_another_process(tuner):
     saved = json.loads(tuner.read_text())
     assert saved == _autotune._winners and saved
     code = (
-        "import sys; sys.path.insert(0, 'tests')\n"
+        f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
         "import fastlstm\nfrom fastlstm import _autotune\n"
         "from conftest import Case, make_pair, run_module\n"
         f"fastlstm.autotune(True, cache_file={str(tuner)!r})\n"
