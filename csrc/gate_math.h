@@ -39,23 +39,54 @@ enum Gate : int { kGateI = 0, kGateF = 1, kGateG = 2, kGateO = 3, kNumGates = 4 
 #define FASTLSTM_HOST_INLINE inline
 #endif
 
-// The two lane-wise steps of exp_poly that are not arithmetic, for float;
-// the CPU engine's SIMD vectors overload them (csrc/cpu/engine/vec.h).
-// The clamp keeps NaN: both comparisons are false for it.
+// The bits of the floating types exp_poly and exp_poly_double scale by:
+// the shifter 1.5 * 2^m (m mantissa bits), which, added to a value below
+// 2^(m-1) in magnitude, rounds it to an integer held in the low mantissa bits.
+template <typename T>
+struct FloatBits;
+template <>
+struct FloatBits<float> {
+  using Bits = uint32_t;
+  static constexpr Bits kShifter = 0x4B400000u, kBias = 127u;
+  static constexpr int kMantissa = 23;
+};
+template <>
+struct FloatBits<double> {
+  using Bits = uint64_t;
+  static constexpr Bits kShifter = 0x4338000000000000u, kBias = 1023u;
+  static constexpr int kMantissa = 52;
+};
+
+// The lane-wise steps of the exp polynomials that are not arithmetic, for
+// scalars; the CPU engine's SIMD vectors overload them (csrc/cpu/engine/vec.h).
+// The clamp keeps e^x finite and normal, and keeps NaN: both comparisons are
+// false for it.
 FASTLSTM_HOST_INLINE float clamp_exp_arg(float x) {
   x = x < -87.0f ? -87.0f : x;
   return x > 88.0f ? 88.0f : x;
 }
-// 2^n from t = n + 1.5*2^23, whose low mantissa bits hold the integer n.
+FASTLSTM_HOST_INLINE double clamp_exp_arg(double x) {
+  x = x < -708.0 ? -708.0 : x;
+  return x > 709.0 ? 709.0 : x;
+}
+// 2^n from t = n + shifter, whose low mantissa bits hold the integer n.
 // Unsigned, so that the shift is defined for every t (NaN gives garbage
 // here, but the polynomial it scales is NaN already).
-FASTLSTM_HOST_INLINE float pow2_of_shifted(float t) {
-  uint32_t t_bits;
+template <typename T>
+FASTLSTM_HOST_INLINE T pow2_of_shifted_scalar(T t) {
+  using B = FloatBits<T>;
+  typename B::Bits t_bits;
   memcpy(&t_bits, &t, sizeof t_bits);
-  const uint32_t scale_bits = (t_bits - 0x4B400000u + 127u) << 23;
-  float scale;
+  const typename B::Bits scale_bits = (t_bits - B::kShifter + B::kBias) << B::kMantissa;
+  T scale;
   memcpy(&scale, &scale_bits, sizeof scale);
   return scale;
+}
+FASTLSTM_HOST_INLINE float pow2_of_shifted(float t) { return pow2_of_shifted_scalar(t); }
+FASTLSTM_HOST_INLINE double pow2_of_shifted(double t) { return pow2_of_shifted_scalar(t); }
+// a < b ? if_less : otherwise, lane by lane.
+FASTLSTM_HOST_INLINE double where_less(double a, double b, double if_less, double otherwise) {
+  return a < b ? if_less : otherwise;
 }
 
 // exp(x) for float without branches or table lookups, so that host loops
@@ -81,6 +112,52 @@ FASTLSTM_HOST_INLINE F exp_poly(F x) {
   p = p * r + F(5.0000001201e-1f);
   p = p * r * r + r + F(1.0f);
   return p * pow2_of_shifted(t);
+}
+
+// exp(x) for double, the same way: x = n*ln2 + r with ln2 in two parts
+// (fdlibm's: n*ln2_hi is exact for |n| < 2^20), then e^r by its Taylor
+// series to r^13, whose remainder is below 2^-60 for |r| <= ln2/2. Within
+// a few ulp of libm's exp (tests/test_gate_math.py). F is double or a SIMD
+// vector of doubles.
+template <typename F>
+FASTLSTM_HOST_INLINE F exp_poly_double(F x) {
+  x = clamp_exp_arg(x);
+  const F shifter(6755399441055744.0);  // 1.5*2^52
+  const F t = x * F(1.4426950408889634) + shifter;
+  const F n = t - shifter;
+  F r = x - n * F(6.93147180369123816490e-01);
+  r = r - n * F(1.90821492927058770002e-10);
+  F p(1.0 / 6227020800.0);  // 1/13!
+  p = p * r + F(1.0 / 479001600.0);
+  p = p * r + F(1.0 / 39916800.0);
+  p = p * r + F(1.0 / 3628800.0);
+  p = p * r + F(1.0 / 362880.0);
+  p = p * r + F(1.0 / 40320.0);
+  p = p * r + F(1.0 / 5040.0);
+  p = p * r + F(1.0 / 720.0);
+  p = p * r + F(1.0 / 120.0);
+  p = p * r + F(1.0 / 24.0);
+  p = p * r + F(1.0 / 6.0);
+  p = p * r + F(0.5);
+  p = p * r * r + r + F(1.0);
+  return p * pow2_of_shifted(t);
+}
+
+// tanh(x) for double with one division: below |x| = 0.625 Cephes' rational
+// x + x z P(z) / Q(z) (z = x^2), relative error a few ulp where tanh is
+// small; above, (e - 1) / (e + 1) for e = exp(2x), whose sign comes with x.
+// F is double or a SIMD vector of doubles (both branches run, one is kept).
+template <typename F>
+FASTLSTM_HOST_INLINE F tanh_rational_double(F x) {
+  const F z = x * x;
+  const F p = (F(-9.64399179425052238628e-1) * z + F(-9.92877231001918586564e1)) * z +
+              F(-1.61468768441708447952e3);
+  const F q = ((z + F(1.12811678491632931402e2)) * z + F(2.23548839060100448583e3)) * z +
+              F(4.84406305325125486048e3);
+  const F e = exp_poly_double(F(2.0) * x);
+  const F small(0.390625);  // 0.625^2
+  return where_less(z, small, x * q + x * z * p, e - F(1.0)) /
+         where_less(z, small, q, e + F(1.0));
 }
 
 // Overloads instead of templates on std:: so that nvcc picks its device

@@ -4,7 +4,8 @@ import torch
 from torch.func import functional_call
 
 import fastlstm
-from conftest import assert_results_close, assert_results_equal, make_cell_pair, make_pair, tol_for
+from conftest import (ENGINE_DTYPES, assert_results_close, assert_results_equal, make_cell_pair,
+                      make_pair, tol_for)
 
 INPUT, HIDDEN = 3, 5
 
@@ -83,25 +84,26 @@ def test_cell_init_state_dict_and_repr_match_torch(bias):
     assert str(fast) == str(ref)
 
 
-# Wide enough that two threads split the units (vectors of 32 with AVX-512,
-# 16 with AVX2). 5 rows take the dot products on the weights as they lie;
+# Wide enough that two threads split the units (vectors of 32 floats or 16
+# doubles with AVX-512, 16 or 8 with AVX2). 5 rows take the dot products on the weights as they lie;
 # from 32 rows the products run transposed (W [x | h]ᵀ): 40 and 100 rows
 # are one and four panels of rows, the last one partial, and an input of
 # 600 takes two K blocks.
 WIDE_HIDDEN = 96
 
 
+@ENGINE_DTYPES
 @pytest.mark.parametrize("batch,input_size", [(5, 40), (40, 40), (100, 40), (40, 600)])
-def test_wide_cell_matches_torch_and_repeats_bitwise(batch, input_size):
+def test_wide_cell_matches_torch_and_repeats_bitwise(batch, input_size, dtype):
     # Calls alternate the order in which the step reads its weight blocks;
     # no bit may depend on it, nor on the thread count.
-    ref, fast = make_cell_pair(input_size=input_size, hidden_size=WIDE_HIDDEN)
+    ref, fast = make_cell_pair(input_size=input_size, hidden_size=WIDE_HIDDEN, dtype=dtype)
 
     def run(cell):
-        return run_cell(cell, batch, True, input_size=input_size, hidden=WIDE_HIDDEN)
+        return run_cell(cell, batch, True, dtype, input_size=input_size, hidden=WIDE_HIDDEN)
 
     expected, first = run(ref), run(fast)
-    assert_results_close(first, expected, **tol_for(torch.float32))
+    assert_results_close(first, expected, **tol_for(dtype))
     threads = torch.get_num_threads()
     try:
         for n in (2, 1, 2):

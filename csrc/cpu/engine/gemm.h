@@ -150,7 +150,9 @@ template <typename V>
 void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
   using T = typename V::Scalar;
   using TL = Tile<V>;
-  constexpr int64_t kKC = kGemmKC, kMC = 96, kNC = 512, NR = TL::kNR;
+  // Column blocks of 2 KB of a row: a K block's packed B block (1 MiB) in
+  // half of L2, for floats and doubles alike.
+  constexpr int64_t kKC = kGemmKC, kMC = 96, kNC = 2048 / sizeof(T), NR = TL::kNR;
   constexpr int64_t kMaxRowsInPlace = 32;  // few_rows_product up to this
   const int64_t M = g.m, N = g.n, K = g.k;
   if (M == 0 || N == 0) return;
