@@ -176,6 +176,11 @@ struct Engine {
                           int threads);
   // sigmoid and tanh of n values exactly as the passes above compute them.
   void (*activations)(int64_t n, const T* x, T* sigmoid_x, T* tanh_x);
+  // The machine's ceilings, for the benchmark (probes.h): FMA chains on
+  // full vectors (returns the FLOPs done), and reads of n values `passes`
+  // times, every other pass backwards (returns the bytes read).
+  double (*fma_probe)(int64_t iterations);
+  double (*read_probe)(const T* data, int64_t n, int64_t passes);
 };
 
 // The engine of the running CPU, for float and for double alike: AVX-512
