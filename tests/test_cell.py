@@ -1,4 +1,6 @@
 """fastlstm.LSTMCell against torch.nn.LSTMCell with the same weights."""
+import copy
+
 import pytest
 import torch
 from torch.func import functional_call
@@ -111,3 +113,51 @@ def test_wide_cell_matches_torch_and_repeats_bitwise(batch, input_size, dtype):
             assert_results_equal(run(fast), first)
     finally:
         torch.set_num_threads(threads)
+
+
+@ENGINE_DTYPES
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+def test_eager_c_call_matches_the_checked_path_bitwise(bias, dtype):
+    """forward's common case runs in one C call (csrc/cell_call.cpp); its
+    outputs and gradients must be those of the path with Python checks."""
+    _, fast = make_cell_pair(input_size=INPUT, hidden_size=HIDDEN, bias=bias, dtype=dtype)
+    checked = copy.deepcopy(fast)
+    checked.forward = checked._checked_forward
+    assert_results_equal(run_cell(fast, 4, True, dtype), run_cell(checked, 4, True, dtype))
+
+
+class CountingTensor(torch.Tensor):
+    calls = 0
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        CountingTensor.calls += 1
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def test_tensor_subclass_and_function_mode_take_the_general_path():
+    """The C call takes plain tensors only: a subclass's __torch_function__ and
+    an active TorchFunctionMode still see the step, as with nn.LSTMCell."""
+    from torch.overrides import TorchFunctionMode
+
+    ref, fast = make_cell_pair(input_size=INPUT, hidden_size=HIDDEN)
+    x, h, c = torch.randn(2, INPUT), torch.randn(2, HIDDEN), torch.randn(2, HIDDEN)
+    expected = ref(x, (h, c))
+    CountingTensor.calls = 0
+    got = fast(x.as_subclass(CountingTensor), (h, c))
+    assert CountingTensor.calls > 0
+    torch.testing.assert_close(got[0].as_subclass(torch.Tensor), expected[0])
+
+    class Recording(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    with Recording() as mode:
+        got = fast(x, (h, c))
+    assert mode.seen
+    torch.testing.assert_close(got[1], expected[1])
