@@ -99,7 +99,7 @@ def test_packed(benchmark, bench_budget, device, dtype, shape, mode, impl):
 
 @pytest.mark.parametrize("impl", bench.IMPLS)
 @pytest.mark.parametrize("mode", bench.MODES)
-@pytest.mark.parametrize("shape", bench.CELL_SHAPES, ids=_shape_id)
+@pytest.mark.parametrize("shape", bench.CELL_SHAPES + bench.CELL_LOOP_SHAPES, ids=_shape_id)
 @pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
 def test_cell(benchmark, bench_budget, device, dtype, shape, mode, impl):
     run_case(benchmark, bench_budget, shape, mode, impl, device, dtype)

@@ -202,7 +202,8 @@ def test_demo_help_is_unchanged(capsys):
 def test_grid_groups_float64_packed_and_cell_loops():
     assert ("cpu", "float64") in bench.DEVICE_DTYPES
     assert set(bench.PACKED_SHAPES) <= set(bench.GRIDS["full"])
-    assert {"cell T50 B1 H8", "cell T50 B97 H51"} <= {s.name for s in bench.CELL_SHAPES}
+    assert {"cell T50 B1 H8", "cell T50 B97 H51"} <= {s.name for s in bench.CELL_LOOP_SHAPES}
+    assert set(bench.CELL_LOOP_SHAPES) <= set(bench.GRIDS["full"])
     cells = bench.GRIDS["cells"]
     assert {s.batch for s in cells} >= {1, 128} and {s.hidden_size for s in cells} >= {8, 512}
     for shape in bench.PACKED_SHAPES:

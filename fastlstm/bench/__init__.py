@@ -23,8 +23,8 @@ from . import bounds, cases, grid, machine, report, runner, stats
 from .bounds import Bound, Probes, case_bound
 from .cases import build_pair, check_parity, make_step
 from .cli import build_parser, main
-from .grid import (ALL_SHAPES, CELL_SHAPES, CELL_SWEEP, DEVICE_DTYPES, GRIDS, LSTM_SHAPES,
-                   MODES, PACKED_SHAPES, Shape)
+from .grid import (ALL_SHAPES, CELL_LOOP_SHAPES, CELL_SHAPES, CELL_SWEEP, DEVICE_DTYPES,
+                   FULL_SHAPES, GRIDS, LSTM_SHAPES, MODES, PACKED_SHAPES, Shape)
 from .machine import (BASELINE, IMPLS, OURS, case_info, cuda_skip_reason, group_name,
                       kernel_name, machine_info)
 from .report import markdown, plot, report_main
@@ -32,7 +32,8 @@ from .runner import rounds_for, run_interleaved
 from .stats import Row, geomean, speedup_rows, summary
 
 __all__ = [
-    "Shape", "LSTM_SHAPES", "PACKED_SHAPES", "CELL_SHAPES", "CELL_SWEEP", "ALL_SHAPES", "GRIDS",
+    "Shape", "LSTM_SHAPES", "PACKED_SHAPES", "CELL_SHAPES", "CELL_LOOP_SHAPES", "CELL_SWEEP",
+    "ALL_SHAPES", "FULL_SHAPES", "GRIDS",
     "MODES", "IMPLS", "BASELINE", "OURS", "DEVICE_DTYPES", "build_pair", "make_step",
     "check_parity", "kernel_name", "machine_info", "case_info", "group_name",
     "cuda_skip_reason", "run_interleaved", "rounds_for", "Probes", "Bound", "case_bound",

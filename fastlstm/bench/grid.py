@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 import torch
 
 __all__ = ["Shape", "MODES", "DEVICE_DTYPES", "LSTM_SHAPES", "PACKED_SHAPES", "CELL_SHAPES",
-           "CELL_SWEEP", "ALL_SHAPES", "GRIDS"]
+           "CELL_LOOP_SHAPES", "CELL_SWEEP", "ALL_SHAPES", "FULL_SHAPES", "GRIDS"]
 
 MODES = ("fwd", "fwd+bwd")
 # (device, dtype) pairs of the grid: float32 and float64 on the CPU; float32,
@@ -80,23 +80,25 @@ LSTM_SHAPES = (
     + [_lstm("long T2048 B8 H256", 2048, 8, 256),
        _lstm("stacked T100 B32 H256 2-layer bidir", 100, 32, 256, layers=2, bidirectional=True)]
 )
+# The LSTM and 100-step LSTMCell shapes: the grid of the earlier results
+# files, and the one bench/gpu_model.py predicts.
+CELL_SHAPES = [_cell(100, b, h) for b in (1, 16, 64) for h in (256, 512)]
+ALL_SHAPES = LSTM_SHAPES + CELL_SHAPES
 # Unsorted lengths from T/4 to T: nn.LSTM's packed path against fastlstm's.
 PACKED_SHAPES = [_packed(100, 64, 256), _packed(256, 16, 256), _packed(256, 4, 512)]
-# LSTMCell loops: 100 steps of wide cells, and 50 of the per-call cost (B1
-# H8), of pytorch/examples' time_sequence_prediction (B97 H51), and of the
-# widest batch.
-CELL_SHAPES = ([_cell(100, b, h) for b in (1, 16, 64) for h in (256, 512)]
-               + [_cell(50, 1, 8), _cell(50, 97, 51), _cell(50, 128, 8), _cell(50, 128, 512)])
+# LSTMCell loops of 50 steps: the per-call cost (B1 H8), pytorch/examples'
+# time_sequence_prediction (B97 H51), and the widest batch.
+CELL_LOOP_SHAPES = [_cell(50, 1, 8), _cell(50, 97, 51), _cell(50, 128, 8), _cell(50, 128, 512)]
 # Every LSTMCell size from B1 to B128 and H8 to H512 (`--shapes cells`).
 CELL_SWEEP = [_cell(50, b, h) for b in (1, 4, 16, 64, 128) for h in (8, 32, 128, 256, 512)]
-ALL_SHAPES = LSTM_SHAPES + PACKED_SHAPES + CELL_SHAPES
-_BY_NAME = {s.name: s for s in ALL_SHAPES}
+FULL_SHAPES = LSTM_SHAPES + PACKED_SHAPES + CELL_SHAPES + CELL_LOOP_SHAPES
+_BY_NAME = {s.name: s for s in FULL_SHAPES}
 
 # Named subsets: "quick" (the CLI default, and `pytest bench --bench-quick`),
 # "full" (the whole grid), "cells" (the LSTMCell sweep) and "tiny" (seconds
 # in all; for tests).
 GRIDS = {
-    "full": ALL_SHAPES,
+    "full": FULL_SHAPES,
     "quick": [_BY_NAME[n] for n in (
         "fastrnns T100 B64 H512", "small T256 B1 H256", "small T256 B16 H512",
         "stacked T100 B32 H256 2-layer bidir", "packed T256 B16 H256", "cell T100 B16 H256",

@@ -4,7 +4,7 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from .grid import ALL_SHAPES, CELL_SWEEP, DEVICE_DTYPES, MODES
+from .grid import CELL_SWEEP, DEVICE_DTYPES, FULL_SHAPES, MODES
 from .machine import BASELINE, IMPLS, OURS
 
 __all__ = ["Row", "speedup_rows", "modes_of", "geomean", "summary"]
@@ -76,7 +76,7 @@ def speedup_rows(data):
         row.medians = OrderedDict(sorted(row.medians.items(), key=lambda kv: _order(MODES, kv[0])))
     # Device, dtype, then the grid's order (a JSON may come sorted by name);
     # shapes not in the grid keep their order of appearance, after it.
-    shapes = [s.name for s in ALL_SHAPES + CELL_SWEEP]
+    shapes = [s.name for s in FULL_SHAPES + CELL_SWEEP]
     return sorted(rows.values(), key=lambda r: (
         _order([d for d, _ in DEVICE_DTYPES], r.device), _order([t for _, t in DEVICE_DTYPES],
                                                                   r.dtype),
