@@ -87,15 +87,17 @@ def test_cell_init_state_dict_and_repr_match_torch(bias):
 
 
 # Wide enough that two threads split the units (vectors of 32 floats or 16
-# doubles with AVX-512, 16 or 8 with AVX2). 5 rows take the dot products on the weights as they lie;
-# from 32 rows the products run transposed (W [x | h]ᵀ): 40 and 100 rows
-# are one and four panels of rows, the last one partial, and an input of
-# 600 takes two K blocks.
+# doubles with AVX-512, 16 or 8 with AVX2). From half a panel of rows (16
+# floats or 8 doubles with AVX-512, 8 or 4 with AVX2) the products run
+# transposed (W [x | h]ᵀ), below it as dot products on the weights as they
+# lie: 1 row takes those on every engine, 5 on all but the 4-double AVX2 one
+# and the generic double one; 40 and 100 rows are one or more panels of rows,
+# the last one partial, and an input of 600 takes two K blocks.
 WIDE_HIDDEN = 96
 
 
 @ENGINE_DTYPES
-@pytest.mark.parametrize("batch,input_size", [(5, 40), (40, 40), (100, 40), (40, 600)])
+@pytest.mark.parametrize("batch,input_size", [(1, 40), (5, 40), (40, 40), (100, 40), (40, 600)])
 def test_wide_cell_matches_torch_and_repeats_bitwise(batch, input_size, dtype):
     # Calls alternate the order in which the step reads its weight blocks;
     # no bit may depend on it, nor on the thread count.

@@ -76,9 +76,20 @@ void cell_products(const CellRows<typename V::Scalar>& c, int64_t u0, int64_t u1
   }
 }
 
-// Rows of a step from which its products run transposed (below), and the
-// units of one block there (five tiles of six rows per gate).
-constexpr int64_t kTransposedStepRows = 32, kTransposedUnits = 30;
+// The units of one block of a step whose products run transposed (below):
+// five tiles of six rows per gate.
+constexpr int64_t kTransposedUnits = 30;
+
+// Rows of a step from which its products run transposed: from half a panel
+// of rows (16 floats, 8 doubles with AVX-512), where the register tile on
+// half-empty panels beats the dot products' horizontal sums (one thread, B8
+// and B16 at H128-512: float64 B8 0.84-1.04x -> 1.16-1.26x of nn.LSTMCell,
+// B16 0.63-0.75x -> 1.42-1.51x; float32 B16 0.67-0.77x -> 0.88-1.02x; below
+// half a panel the dot products stay ahead).
+template <typename V>
+constexpr int64_t transposed_step_rows() {
+  return Tile<V>::kNR / 2;
+}
 
 // xᵀ and h_prevᵀ of a step as the register tile's right operand: panels
 // [p] of NR rows, each [K][NR] (zero past the last row), W's rows then
@@ -164,7 +175,7 @@ void cell_rows(const CellRows<typename V::Scalar>& c, int threads) {
   const int64_t vectors = (c.hidden + W - 1) / W;
   // Gate math is about 30 operations per unit: count it as work.
   const int64_t work = c.rows * c.hidden * (32 + 4 * (c.input + c.proj));
-  const bool transposed = c.rows >= kTransposedStepRows;
+  const bool transposed = c.rows >= transposed_step_rows<V>();
   constexpr int64_t NR = Tile<V>::kNR;
   const int64_t panels = (c.rows + NR - 1) / NR;
   Scratch<typename V::Scalar> packed(transposed ? TransposedRows<V>::size(c) : 0);
