@@ -109,15 +109,20 @@ void block_product(const GemmNN<typename V::Scalar>& g, const typename V::Scalar
   }
 }
 
-// C (+)= A . B for a few rows, B read in place but for its partial last
-// panel: for a handful of rows, packing B would cost more than the product.
-// The same K blocks and tiles as the packed path, so the same results.
+// C (+)= A . B for at most one row block of A (kMC rows), B read in place
+// but for its partial last panel: packing B, a pass that reads and writes
+// all of it, would cost as much as the product's own reads of it (a single
+// step's products with the weights). Groups of panels outer, row tiles
+// inner, so that each group stays in L2 while every row tile reads it, as
+// in the packed path; the same K blocks and FMA chains, so the same results.
 template <typename V>
 void few_rows_product(const GemmNN<typename V::Scalar>& g, int64_t q_first, int64_t q_last) {
   using T = typename V::Scalar;
   using TL = Tile<V>;
   constexpr int64_t NR = TL::kNR;
   const int64_t full_panels = g.n / NR;
+  // Panels per tile: as many as the widest row tile holds.
+  const int group = TL::panels_for(static_cast<int>(std::min<int64_t>(TL::kMR, g.m)));
   T tail[kGemmKC * NR];
   T tile[TL::kTileSize];
   for (int64_t k0 = 0; k0 < g.k; k0 += kGemmKC) {
@@ -126,22 +131,23 @@ void few_rows_product(const GemmNN<typename V::Scalar>& g, int64_t q_first, int6
     if (q_last > full_panels) {
       pack_panel<NR>(g.b, k0, kc, full_panels * NR, g.n - full_panels * NR, tail);
     }
-    for (int64_t r0 = 0; r0 < g.m; r0 += TL::kMR) {
-      const int mr = static_cast<int>(std::min<int64_t>(TL::kMR, g.m - r0));
-      const LeftBlock<T> a = g.a_transposed
-                                 ? LeftBlock<T>{g.a.data + k0 * g.a.ld + r0, 1, g.a.ld}
-                                 : LeftBlock<T>{g.a.data + r0 * g.a.ld + k0, g.a.ld, 1};
-      for (int64_t q = q_first; q < q_last;) {
-        const bool in_place = q < full_panels;
-        int np = 1;
-        while (in_place && np < TL::panels_for(mr) && q + np < std::min(q_last, full_panels)) ++np;
-        const T* b = in_place ? row_of(g.b, k0) + q * NR : tail;
+    for (int64_t q = q_first; q < q_last;) {
+      const bool in_place = q < full_panels;
+      const int np = in_place ? static_cast<int>(std::min<int64_t>({group, q_last - q,
+                                                                    full_panels - q}))
+                              : 1;
+      const T* b = in_place ? row_of(g.b, k0) + q * NR : tail;
+      for (int64_t r0 = 0; r0 < g.m; r0 += TL::kMR) {
+        const int mr = static_cast<int>(std::min<int64_t>(TL::kMR, g.m - r0));
+        const LeftBlock<T> a = g.a_transposed
+                                   ? LeftBlock<T>{g.a.data + k0 * g.a.ld + r0, 1, g.a.ld}
+                                   : LeftBlock<T>{g.a.data + r0 * g.a.ld + k0, g.a.ld, 1};
         run_tile<V>(mr, np, kc, a, b, in_place ? g.b.ld : NR, in_place ? NR : kc * NR, tile,
                     np * NR);
         store_tile<V>(tile, np * NR, mr, std::min(np * NR, g.n - q * NR),
                       g.c + r0 * g.ldc + q * NR, g.ldc, add);
-        q += np;
       }
+      q += np;
     }
   }
 }
@@ -153,7 +159,7 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
   // Column blocks of 2 KB of a row: a K block's packed B block (1 MiB) in
   // half of L2, for floats and doubles alike.
   constexpr int64_t kKC = kGemmKC, kMC = 96, kNC = 2048 / sizeof(T), NR = TL::kNR;
-  constexpr int64_t kMaxRowsInPlace = 32;  // few_rows_product up to this
+  constexpr int64_t kMaxRowsInPlace = kMC;  // few_rows_product up to this
   const int64_t M = g.m, N = g.n, K = g.k;
   if (M == 0 || N == 0) return;
   if (K == 0) {
