@@ -4,7 +4,8 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from .grid import CELL_SWEEP, DEVICE_DTYPES, FULL_SHAPES, MODES
+from .grid import (ALL_SHAPES, CELL_LOOP_SHAPES, CELL_SWEEP, DEVICE_DTYPES, LSTM_SHAPES, MODES,
+                   PACKED_SHAPES)
 from .machine import BASELINE, IMPLS, OURS
 
 __all__ = ["Row", "speedup_rows", "modes_of", "geomean", "summary"]
@@ -76,7 +77,9 @@ def speedup_rows(data):
         row.medians = OrderedDict(sorted(row.medians.items(), key=lambda kv: _order(MODES, kv[0])))
     # Device, dtype, then the grid's order (a JSON may come sorted by name);
     # shapes not in the grid keep their order of appearance, after it.
-    shapes = [s.name for s in FULL_SHAPES + CELL_SWEEP]
+    # (the sweep's cells in sweep order, the loops of the full grid after them)
+    shapes = [s.name for s in LSTM_SHAPES + PACKED_SHAPES + ALL_SHAPES + CELL_SWEEP
+              + CELL_LOOP_SHAPES]
     return sorted(rows.values(), key=lambda r: (
         _order([d for d, _ in DEVICE_DTYPES], r.device), _order([t for _, t in DEVICE_DTYPES],
                                                                   r.dtype),
