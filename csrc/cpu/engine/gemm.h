@@ -57,15 +57,20 @@ void pack_transposed_left(const GemmNN<T>& g, int64_t i0, int64_t mc, int64_t k0
 // K per block: each C element is a sum of kGemmKC-long FMA chains.
 constexpr int64_t kGemmKC = 512;
 
-// The lines of a rows x cols block of C, fetched while a tile is computed:
-// C's rows lie far apart, and its block is reread for every K block.
+// Every line of a rows x cols block of C, fetched for writing while the
+// tiles before it are computed: C's rows lie far apart, its block is reread
+// for every K block, and where a product's K is short (a single step's
+// weight gradients, K = B) the tiles' stores wait on lines from memory.
 template <typename T>
 void prefetch_rows(const T* c, int64_t ldc, int rows, int64_t cols) {
   for (int r = 0; r < rows; ++r) {
-    __builtin_prefetch(c + r * ldc, 1, 3);
+    for (int64_t j = 0; j < cols; j += 64 / sizeof(T)) __builtin_prefetch(c + r * ldc + j, 1, 3);
     __builtin_prefetch(c + r * ldc + cols - 1, 1, 3);
   }
 }
+
+// Row tiles ahead of the one computed whose C lines block_product fetches.
+constexpr int64_t kPrefetchTilesAhead = 2;
 
 // Rows [i0, i0 + mc) times the packed columns [n0, n0 + ncols) of one K block
 // into C: panel by panel (panel q of the block at b_panels + q *
@@ -89,8 +94,13 @@ void block_product(const GemmNN<typename V::Scalar>& g, const typename V::Scalar
     const int np = static_cast<int>(std::min<int64_t>(TL::panels_for(TL::kMR), panels - q));
     const T* bq = b_panels + q * panel_stride;
     const int64_t cols = std::min(np * NR, ncols - q * NR);
+    T* cq = g.c + i0 * g.ldc + n0 + q * NR;
+    for (int64_t r0 = 0; r0 < std::min(full_rows, kPrefetchTilesAhead * TL::kMR); r0 += TL::kMR) {
+      prefetch_rows(cq + r0 * g.ldc, g.ldc, TL::kMR, cols);
+    }
     for (int64_t r0 = 0; r0 < full_rows; r0 += TL::kMR) {
-      prefetch_rows(g.c + (i0 + r0) * g.ldc + n0 + q * NR, g.ldc, TL::kMR, cols);
+      const int64_t ahead = r0 + kPrefetchTilesAhead * TL::kMR;
+      if (ahead < full_rows) prefetch_rows(cq + ahead * g.ldc, g.ldc, TL::kMR, cols);
       run_tile<V>(TL::kMR, np, kc, left(r0, TL::kMR), bq, NR, panel_stride, tile, np * NR);
       store_tile<V>(tile, np * NR, TL::kMR, cols, g.c + (i0 + r0) * g.ldc + n0 + q * NR, g.ldc,
                     add);
