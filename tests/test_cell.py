@@ -87,11 +87,11 @@ def test_cell_init_state_dict_and_repr_match_torch(bias):
 
 
 # Wide enough that two threads split the units (vectors of 32 floats or 16
-# doubles with AVX-512, 16 or 8 with AVX2). From half a panel of rows (16
-# floats or 8 doubles with AVX-512, 8 or 4 with AVX2) the products run
-# transposed (W [x | h]ᵀ), below it as dot products on the weights as they
-# lie: 1 row takes those on every engine, 5 on all but the 4-double AVX2 one
-# and the generic double one; 40 and 100 rows are one or more panels of rows,
+# doubles with AVX-512, 16 or 8 with AVX2). From a full panel of rows (32
+# floats or 16 doubles with AVX-512, 16 or 8 with AVX2, 8 or 4 generic) the
+# products run transposed (W [x | h]ᵀ), below it as dot products on the
+# weights as they lie: 1 and 5 rows take those on every engine but the
+# generic double one at 5; 40 and 100 rows are one or more panels of rows,
 # the last one partial, and an input of 600 takes two K blocks.
 WIDE_HIDDEN = 96
 

@@ -80,15 +80,14 @@ void cell_products(const CellRows<typename V::Scalar>& c, int64_t u0, int64_t u1
 // five tiles of six rows per gate.
 constexpr int64_t kTransposedUnits = 30;
 
-// Rows of a step from which its products run transposed: from half a panel
-// of rows (16 floats, 8 doubles with AVX-512), where the register tile on
-// half-empty panels beats the dot products' horizontal sums (one thread, B8
-// and B16 at H128-512: float64 B8 0.84-1.04x -> 1.16-1.26x of nn.LSTMCell,
-// B16 0.63-0.75x -> 1.42-1.51x; float32 B16 0.67-0.77x -> 0.88-1.02x; below
-// half a panel the dot products stay ahead).
+// Rows of a step from which its products run transposed: from a full
+// panel of rows (32 floats, 16 doubles with AVX-512). Below it the dot
+// products on the weights as they lie are faster (one thread, LSTMCell
+// forward, dot / transposed: float32 B8 H256 96 / 266 us, B16 167 / 267 us,
+// B24 241 / 279 us; float64 B8 211 / 303 us, B16 357 / 298 us).
 template <typename V>
 constexpr int64_t transposed_step_rows() {
-  return Tile<V>::kNR / 2;
+  return Tile<V>::kNR;
 }
 
 // xᵀ and h_prevᵀ of a step as the register tile's right operand: panels
