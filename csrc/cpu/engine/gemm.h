@@ -169,15 +169,19 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
   // Column blocks of 2 KB of a row: a K block's packed B block (1 MiB) in
   // half of L2, for floats and doubles alike.
   constexpr int64_t kKC = kGemmKC, kMC = 96, kNC = 2048 / sizeof(T), NR = TL::kNR;
-  // few_rows_product up to 32 rows, and up to a row block where B's rows
-  // are at most 2 KB apart: at 4 KB (float64 H512, float32 H1024 weights)
-  // the panels' rows alias in L1 and L2, and packing wins (single-step
-  // backward, B64: float64 H512 9.6 ms packed, 13.0 ms in place; float32
-  // H1024 19.5 / 30.3 ms; float32 H256 rows of 1 KB: in place 6-13% faster).
-  constexpr int64_t kMaxRowsInPlace = 32, kMaxInPlaceRowBytes = 2048;
+  // few_rows_product (B read in place) up to two row tiles, and up to a row
+  // block where B's rows are at most 2 KB apart: at 4 KB (float64 H512,
+  // float32 H1024 weights) the panels' rows alias in L1 and L2, and packing
+  // wins from 16 rows (single-step backward op, one thread, CPU time,
+  // packed / in place: float32 H1024 B4 8.4-10.0 / 7.0-7.3 ms, B8 9.3-9.8 /
+  // 9.6 ms, B16 10.2-10.5 / 12.9 ms, B64 18.9-21.4 / 30.3 ms; float64 H512
+  // B16 4.2-4.3 / 4.3-4.6 ms, B64 8.5 / 13.0 ms; with rows of 1-2 KB in place
+  // stays ahead: float32 H256 B64 0.96-0.98 / 1.09-1.13 ms).
+  constexpr int64_t kMaxInPlaceRowBytes = 2048;
   const int64_t M = g.m, N = g.n, K = g.k;
-  const bool b_in_place = M <= kMaxRowsInPlace ||
-                          (M <= kMC && g.b.ld * static_cast<int64_t>(sizeof(T)) <= kMaxInPlaceRowBytes);
+  const bool b_in_place =
+      M <= 2 * TL::kMR ||
+      (M <= kMC && g.b.ld * static_cast<int64_t>(sizeof(T)) <= kMaxInPlaceRowBytes);
   if (M == 0 || N == 0) return;
   if (K == 0) {
     if (!g.accumulate) {
