@@ -43,7 +43,7 @@ def extension():
 
 
 setup(
-    packages=["fastlstm", "fastlstm._csrc"],
+    packages=["fastlstm", "fastlstm.bench", "fastlstm._csrc"],
     package_dir={"fastlstm._csrc": "csrc"},
     package_data={"fastlstm._csrc": ["gate_math.h", "kernels/*.cuh", "kernels/*.h"]},
     ext_modules=[extension()],

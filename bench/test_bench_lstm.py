@@ -3,8 +3,10 @@ weights and inputs, measured in the same run.
 
 Each (shape, mode, dtype, device) is one benchmark group holding both
 implementations, so their ratio comes from one run on one machine. The grid,
-the model pairs, the timed steps and the parity check live in
-fastlstm/bench.py. Timed run (about 10 min on 2 CPU cores):
+the model pairs, the timed steps, the parity check and the bound model live
+in fastlstm/bench/. On the CPU each result's extra_info also holds its
+case's hardware bound (bound_s, bound_kind), from probes of the same
+session. Timed run (about 25 min on 2 CPU cores, float32 and float64):
 
     python -m pytest bench --benchmark-only --benchmark-json=bench/results/cpu.json
     python bench/report.py bench/results/cpu.json --markdown cpu.md --plot cpu.png
@@ -33,6 +35,14 @@ DEVICE_DTYPES = [
     for device, dtype in bench.DEVICE_DTYPES
 ]
 _checked = set()  # parity checked once per (shape, mode, device, dtype)
+_probes = []  # the session's probes of the machine, made at the first timed CPU case
+
+
+def _bound_info(shape, mode, dtype):
+    if not _probes:
+        _probes.append(bench.Probes())
+    bound = bench.case_bound(shape, mode, dtype, _probes[0])
+    return {"bound_s": bound.seconds, "bound_kind": bound.kind, "probes": _probes[0].as_dict()}
 
 
 def _shape_id(shape):
@@ -60,6 +70,8 @@ def run_case(benchmark, budget, shape, mode, impl, device, dtype):
         benchmark.pedantic(step, rounds=1, iterations=1)
         return
 
+    if device == "cpu":
+        benchmark.extra_info.update(_bound_info(shape, mode, dtype))
     step()  # cold: allocations, oneDNN primitives, cuDNN autotuning
     start = time.perf_counter()
     step()
@@ -79,7 +91,15 @@ def test_lstm(benchmark, bench_budget, device, dtype, shape, mode, impl):
 
 @pytest.mark.parametrize("impl", bench.IMPLS)
 @pytest.mark.parametrize("mode", bench.MODES)
-@pytest.mark.parametrize("shape", bench.CELL_SHAPES, ids=_shape_id)
+@pytest.mark.parametrize("shape", bench.PACKED_SHAPES, ids=_shape_id)
+@pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
+def test_packed(benchmark, bench_budget, device, dtype, shape, mode, impl):
+    run_case(benchmark, bench_budget, shape, mode, impl, device, dtype)
+
+
+@pytest.mark.parametrize("impl", bench.IMPLS)
+@pytest.mark.parametrize("mode", bench.MODES)
+@pytest.mark.parametrize("shape", bench.CELL_SHAPES + bench.CELL_LOOP_SHAPES, ids=_shape_id)
 @pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
 def test_cell(benchmark, bench_budget, device, dtype, shape, mode, impl):
     run_case(benchmark, bench_budget, shape, mode, impl, device, dtype)

@@ -39,31 +39,68 @@ enum Gate : int { kGateI = 0, kGateF = 1, kGateG = 2, kGateO = 3, kNumGates = 4 
 #define FASTLSTM_HOST_INLINE inline
 #endif
 
-// The lane-wise steps of one_plus_exp_poly that are not plain arithmetic, for
-// float; the CPU engine's SIMD vectors overload them (csrc/cpu/engine/vec.h).
-// The clamp keeps NaN: both comparisons are false for it. Its upper end
-// lies past the largest x whose exp is a float (88.7228...), so that 1 + e^x
-// overflows to inf there as with expf and sigmoid(x) is exactly 0 where
-// torch's is (1 / (1 + inf)); the lower end keeps 2^(n-1) a normal float.
+// The bits of the floating types the exp polynomials scale by: the shifter
+// 1.5 * 2^m (m mantissa bits), which, added to a value below 2^(m-1) in
+// magnitude, rounds it to an integer held in the low mantissa bits.
+template <typename T>
+struct FloatBits;
+template <>
+struct FloatBits<float> {
+  using Bits = uint32_t;
+  static constexpr Bits kShifter = 0x4B400000u, kBias = 127u;
+  static constexpr int kMantissa = 23;
+};
+template <>
+struct FloatBits<double> {
+  using Bits = uint64_t;
+  static constexpr Bits kShifter = 0x4338000000000000u, kBias = 1023u;
+  static constexpr int kMantissa = 52;
+};
+
+// The lane-wise steps of the exp polynomials that are not plain arithmetic,
+// for scalars; the CPU engine's SIMD vectors overload them
+// (csrc/cpu/engine/vec.h). The clamps keep NaN: both comparisons are false
+// for it. Their upper ends lie past the largest x whose exp is finite
+// (88.72 for float, 709.78 for double), so that e^x overflows to inf there
+// as with libm and sigmoid(x) is exactly 0 where torch's is (1 / (1 + inf));
+// the lower ends keep 2^(n-1) a normal number.
 constexpr float kExpArgMin = -86.0f, kExpArgMax = 89.0f;
+constexpr double kExpArgMinDouble = -707.0, kExpArgMaxDouble = 710.0;
 FASTLSTM_HOST_INLINE float clamp_exp_arg(float x) {
   x = x < kExpArgMin ? kExpArgMin : x;
   return x > kExpArgMax ? kExpArgMax : x;
 }
-// 2^(n-1) from t = n + 1.5*2^23, whose low mantissa bits hold the integer n.
+FASTLSTM_HOST_INLINE double clamp_exp_arg(double x) {
+  x = x < kExpArgMinDouble ? kExpArgMinDouble : x;
+  return x > kExpArgMaxDouble ? kExpArgMaxDouble : x;
+}
+// 2^(n-1) from t = n + shifter, whose low mantissa bits hold the integer n.
 // Unsigned, so that the shift is defined for every t (NaN gives garbage
 // here, but the polynomial it scales is NaN already).
-FASTLSTM_HOST_INLINE float half_pow2_of_shifted(float t) {
-  uint32_t t_bits;
+template <typename T>
+FASTLSTM_HOST_INLINE T half_pow2_of_shifted_scalar(T t) {
+  using B = FloatBits<T>;
+  typename B::Bits t_bits;
   memcpy(&t_bits, &t, sizeof t_bits);
-  const uint32_t scale_bits = (t_bits - 0x4B400000u + 126u) << 23;
-  float scale;
+  const typename B::Bits scale_bits = (t_bits - B::kShifter + B::kBias - 1u) << B::kMantissa;
+  T scale;
   memcpy(&scale, &scale_bits, sizeof scale);
   return scale;
+}
+FASTLSTM_HOST_INLINE float half_pow2_of_shifted(float t) {
+  return half_pow2_of_shifted_scalar(t);
+}
+FASTLSTM_HOST_INLINE double half_pow2_of_shifted(double t) {
+  return half_pow2_of_shifted_scalar(t);
 }
 // a * b + c; the CPU engine's vectors overload it with one FMA. Where a * b
 // is exact (a doubling, below) both round alike.
 FASTLSTM_HOST_INLINE float mul_add(float a, float b, float c) { return a * b + c; }
+FASTLSTM_HOST_INLINE double mul_add(double a, double b, double c) { return a * b + c; }
+// a < b ? if_less : otherwise, lane by lane.
+FASTLSTM_HOST_INLINE double where_less(double a, double b, double if_less, double otherwise) {
+  return a < b ? if_less : otherwise;
+}
 
 // 1 + e^x for float without branches or table lookups, so that host loops
 // over it vectorize (libm's expf is a call per element). Cody-Waite range
@@ -92,6 +129,58 @@ FASTLSTM_HOST_INLINE F one_plus_exp_poly(F x) {
   p = p * r + F(5.0000001201e-1f);
   const F twice_exp_r = mul_add(p * r * r + r, F(2.0f), F(2.0f));
   return mul_add(twice_exp_r, half_pow2_of_shifted(t), F(1.0f));
+}
+
+// exp(x) for double, the same way: x = n*ln2 + r with ln2 in two parts
+// (fdlibm's: n*ln2_hi is exact for |n| < 2^20), then e^r by its Taylor
+// series to r^13, whose remainder is below 2^-60 for |r| <= ln2/2, doubled
+// and scaled by 2^(n-1) as above (n reaches 1024 at the clamp). Within a few
+// ulp of libm's exp (tests/test_gate_math.py). F is double or a SIMD vector
+// of doubles.
+template <typename F>
+FASTLSTM_HOST_INLINE F exp_poly_double(F x) {
+  x = clamp_exp_arg(x);
+  const F shifter(6755399441055744.0);  // 1.5*2^52
+  const F t = x * F(1.4426950408889634) + shifter;
+  const F n = t - shifter;
+  F r = x - n * F(6.93147180369123816490e-01);
+  r = r - n * F(1.90821492927058770002e-10);
+  F p(1.0 / 6227020800.0);  // 1/13!
+  p = p * r + F(1.0 / 479001600.0);
+  p = p * r + F(1.0 / 39916800.0);
+  p = p * r + F(1.0 / 3628800.0);
+  p = p * r + F(1.0 / 362880.0);
+  p = p * r + F(1.0 / 40320.0);
+  p = p * r + F(1.0 / 5040.0);
+  p = p * r + F(1.0 / 720.0);
+  p = p * r + F(1.0 / 120.0);
+  p = p * r + F(1.0 / 24.0);
+  p = p * r + F(1.0 / 6.0);
+  p = p * r + F(0.5);
+  const F twice_exp_r = mul_add(p * r * r + r, F(2.0), F(2.0));
+  return twice_exp_r * half_pow2_of_shifted(t);
+}
+
+// tanh(x) for double with one division: below |x| = 0.625 Cephes' rational
+// x + x z P(z) / Q(z) (z = x^2), relative error a few ulp where tanh is
+// small; above, (e - 1) / (e + 1) for e = exp(2x), whose sign comes with x.
+// |x| is held to 20 first, where tanh is 1 to the last bit already, so that
+// e stays finite (inf / inf would be NaN); NaN passes both comparisons.
+// F is double or a SIMD vector of doubles (both branches run, one is kept).
+template <typename F>
+FASTLSTM_HOST_INLINE F tanh_rational_double(F x) {
+  const F low(-20.0), high(20.0);
+  x = where_less(x, low, low, x);
+  x = where_less(high, x, high, x);
+  const F z = x * x;
+  const F p = (F(-9.64399179425052238628e-1) * z + F(-9.92877231001918586564e1)) * z +
+              F(-1.61468768441708447952e3);
+  const F q = ((z + F(1.12811678491632931402e2)) * z + F(2.23548839060100448583e3)) * z +
+              F(4.84406305325125486048e3);
+  const F e = exp_poly_double(F(2.0) * x);
+  const F small(0.390625);  // 0.625^2
+  return where_less(z, small, x * q + x * z * p, e - F(1.0)) /
+         where_less(z, small, q, e + F(1.0));
 }
 
 // 1 + e^x, sigmoid's denominator. Overloads instead of templates on std::

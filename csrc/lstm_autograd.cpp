@@ -4,12 +4,11 @@
 // 70 µs a call in torch 2.13 (half of it fill_defaults rebuilding the
 // schema's argument list once per argument), more than a whole LSTMCell
 // step of nn.LSTMCell at small sizes.
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
 #include "lstm_double_backward.h"
-#include "op_kernels.h"
+#include "op_handles.h"
 
 namespace fastlstm {
 namespace {
@@ -17,19 +16,6 @@ namespace {
 using at::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-template <typename Signature>
-c10::TypedOperatorHandle<Signature> typed_op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
-}
-const c10::TypedOperatorHandle<LayerOpSignature>& layer_op() {
-  static const auto op = typed_op<LayerOpSignature>("fastlstm::lstm_layer");
-  return op;
-}
-const c10::TypedOperatorHandle<BackwardOpSignature>& backward_op() {
-  static const auto op = typed_op<BackwardOpSignature>("fastlstm::lstm_layer_backward");
-  return op;
-}
 
 template <typename Tuple>
 variable_list as_list(const Tuple& tensors) {
@@ -40,9 +26,11 @@ Tensor defined_or_empty(const std::optional<Tensor>& t) { return t ? *t : Tensor
 std::optional<Tensor> present(const Tensor& t) {
   return t.defined() ? std::optional(t) : std::nullopt;
 }
-// Gradients of outputs that took no part in the loss arrive undefined.
+// Gradients of outputs that took no part in the loss arrive undefined: one
+// zero expanded to the output's shape (the backends read a stride-0 gradient
+// in place or copy it), not a buffer of zeros per call.
 Tensor or_zeros_like(const Tensor& grad, const Tensor& like) {
-  return grad.defined() ? grad : at::zeros_like(like);
+  return grad.defined() ? grad : at::zeros({}, like.options()).expand(like.sizes());
 }
 
 struct LstmLayerFunction : torch::autograd::Function<LstmLayerFunction> {
@@ -126,12 +114,28 @@ struct LstmLayerBackwardFunction : torch::autograd::Function<LstmLayerBackwardFu
   }
 };
 
+// Whether autograd will ask for gradients of any of these: otherwise the
+// op runs without a node (building one costs more than a small cell step).
+bool any_requires_grad(std::initializer_list<const Tensor*> tensors) {
+  if (!at::GradMode::is_enabled()) return false;
+  for (const Tensor* t : tensors) {
+    if (t != nullptr && t->defined() && t->requires_grad()) return true;
+  }
+  return false;
+}
+
 LayerOutputs lstm_layer_autograd(const Tensor& input, const Tensor& h0, const Tensor& c0,
                                  const Tensor& w_ih, const Tensor& w_hh,
                                  const std::optional<Tensor>& bias,
                                  const std::optional<Tensor>& w_hr,
                                  const std::optional<Tensor>& batch_sizes, bool reverse,
                                  bool save_workspace) {
+  if (!any_requires_grad({&input, &h0, &c0, &w_ih, &w_hh, bias ? &*bias : nullptr,
+                          w_hr ? &*w_hr : nullptr})) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    return layer_op().call(input, h0, c0, w_ih, w_hh, bias, w_hr, batch_sizes, reverse,
+                           save_workspace);
+  }
   const variable_list v = LstmLayerFunction::apply(input, h0, c0, w_ih, w_hh, bias, w_hr,
                                                    batch_sizes, reverse, save_workspace);
   return {v[0], v[1], v[2], v[3], v[4]};

@@ -4,6 +4,7 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include "cell_call.h"
 #include "kernel_choice.h"
 #include "op_schemas.h"
 #include "cpu/engine.h"
@@ -15,7 +16,9 @@ extern "C" {
 PyObject* PyInit__C(void) {
   static struct PyModuleDef module_def = {
       PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr, nullptr, nullptr, nullptr, nullptr};
-  return PyModule_Create(&module_def);
+  PyObject* module = PyModule_Create(&module_def);
+  if (module != nullptr && fastlstm::add_python_functions(module) != 0) Py_CLEAR(module);
+  return module;
 }
 }
 

@@ -1,5 +1,5 @@
 """`python -m fastlstm`: the demo (fastlstm/demo.py);
-`python -m fastlstm bench ...`: the quick benchmark (fastlstm/bench.py);
+`python -m fastlstm bench ...`: the benchmark (fastlstm/bench/);
 `python -m fastlstm nvrtc-check ...`: every CUDA kernel through NVRTC
 (fastlstm/nvrtc_check.py)."""
 import sys

@@ -1,9 +1,16 @@
 """fastlstm.LSTMCell: torch.nn.LSTMCell's interface and parameters; one step is
-one call of the fused layer op with a single time step."""
+one call of the fused layer op with a single time step.
+
+In eager mode the common case (batched input, hx given, everything of the
+weights' dtype and device) is one C call, fastlstm._C._cell_step, which checks
+it and calls the op unboxed: a Python loop over cell steps pays for the step,
+not for the wrapper (csrc/cell_call.cpp). Everything else, and torch.compile,
+takes the checks and the op call in Python below."""
 import torch
 from torch import nn
 
-from ._aten import aten_cell, runs_on_aten
+from . import _C
+from ._aten import aten_cell, onnx_exporting, runs_on_aten
 from ._checks import check_dtype_device, check_hidden_pair, computing_as, under_autocast, weights_as
 from ._ops import lstm_layer
 from .lstm import reset_uniform
@@ -37,6 +44,25 @@ class LSTMCell(nn.Module):
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
     def forward(self, input, hx=None):
+        if hx is not None and not torch.compiler.is_compiling() and not onnx_exporting():
+            step = _C._cell_step(input, hx, *self._weights())
+            if step is not None:
+                return step
+        return self._checked_forward(input, hx)
+
+    def _weights(self):
+        """weight_ih, weight_hh, bias_ih, bias_hh (None without bias), read from
+        _parameters where they are there (nn.Module's __getattr__ costs about
+        0.5 us a name); by attribute where a hook or parametrization replaced them."""
+        params = self._parameters
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else (
+            "weight_ih", "weight_hh")
+        weights = [params.get(name) for name in names]
+        if any(w is None for w in weights):
+            weights = [getattr(self, name) for name in names]
+        return weights if self.bias else weights + [None, None]
+
+    def _checked_forward(self, input, hx):
         if input.dim() not in (1, 2):
             raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
         compute = computing_as(self.weight_ih, input)

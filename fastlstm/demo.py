@@ -432,6 +432,6 @@ def print_speed_comparison(speeds, timed_steps):
 
 def main(argv=None):
     """The demo of `python -m fastlstm` (fastlstm/__main__.py sends `bench` to
-    fastlstm/bench.py); returns the DemoResult."""
+    fastlstm/bench/); returns the DemoResult."""
     argv = sys.argv[1:] if argv is None else list(argv)
     return run_demo(parse_demo_args(argv))

@@ -18,6 +18,9 @@ import fastlstm
 
 FP32_TOL = {"atol": 1e-5, "rtol": 1e-4}
 FP64_TOL = {"atol": 1e-10, "rtol": 1e-9}
+# The storage types of the CPU engine's SIMD paths: each such test runs in both.
+ENGINE_DTYPES = pytest.mark.parametrize("dtype", [torch.float32, torch.float64],
+                                        ids=["float32", "float64"])
 
 
 def pytest_addoption(parser):
@@ -175,11 +178,11 @@ def run_module(module, case, dtype=torch.float32, device="cpu", drawn=None):
     return run_lstm(module, module.named_parameters(), case, dtype, device, drawn)
 
 
-def fast_results_with_threads(case, threads):
+def fast_results_with_threads(case, threads, dtype=torch.float32):
     """fastlstm's results for case (its LSTM built afresh) on `threads` torch threads."""
     torch.set_num_threads(threads)
-    _, fast = make_pair(**case.config)
-    return run_module(fast, case)
+    _, fast = make_pair(dtype=dtype, **case.config)
+    return run_module(fast, case, dtype)
 
 
 def run_reference(module, case, dtype=torch.float32, device="cpu"):

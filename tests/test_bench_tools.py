@@ -1,6 +1,8 @@
-"""The benchmark tooling (fastlstm/bench.py): the report of a pytest-benchmark
-JSON (ratios, geometric means, worst shape, plot), the parity check that
-guards every timed case, and `python -m fastlstm bench` on a tiny grid."""
+"""The benchmark tooling (fastlstm/bench/): the report of a pytest-benchmark
+JSON (ratios, geometric means, worst shape, the bound column, plot), the
+grid's groups (float64, packed sequences, LSTMCell loops), the bound model
+and its probes, the parity check that guards every timed case, and
+`python -m fastlstm bench` on a tiny grid."""
 import json
 import math
 import os
@@ -121,7 +123,7 @@ def test_parity_check_catches_a_wrong_answer(monkeypatch, shape):
         with torch.no_grad():
             next(fast.parameters())[0, 0] += 0.5
         return ref, fast, x
-    monkeypatch.setattr(bench, "build_pair", broken_pair)
+    monkeypatch.setattr(bench.cases, "build_pair", broken_pair)
     with pytest.raises(AssertionError):
         bench.check_parity(shape, "fwd")
 
@@ -152,13 +154,19 @@ def test_quick_cli_on_the_tiny_grid(tmp_path, capsys):
         assert b["extra_info"]["impl"] in ("torch", "fastlstm")
         assert b["extra_info"]["device"] == "cpu" and b["extra_info"]["dtype"] == "float32"
         assert b["extra_info"]["kernel"]
+        assert b["extra_info"]["bound_s"] > 0 and b["extra_info"]["bound_kind"] in ("FMA",
+                                                                                    "bandwidth")
+    assert data["probes"]["fma_flops"]["float32"] > 1e9
+    assert data["probes"]["reads"] and all(r["bytes_per_s"] > 1e8 for r in data["probes"]["reads"])
     assert json.loads(out.read_text()) == data
-    assert "| shape | dtype | device | fwd | fwd+bwd |" in printed
+    assert ("| shape | dtype | device | fwd | fwd+bwd | fwd % of bound | fwd+bwd % of bound |"
+            in printed)
+    assert "Probed in this run on " in printed
     rows = [line for line in printed.splitlines() if line.startswith("| tiny ")
             or line.startswith("| cell T8 ")]
-    table_rows = [line for line in rows if line.count("|") == 6]
+    table_rows = [line for line in rows if line.count("|") == 8]
     assert [line.split(" | ")[0][2:] for line in table_rows] == [s.name for s in tiny]
-    assert all(line.endswith("x |") for line in table_rows)
+    assert all(" | ".join(line.split(" | ")[3:5]).endswith("x") for line in table_rows)
     assert "| **overall** |" in printed and "Worst: " in printed
 
 
@@ -168,7 +176,18 @@ def test_python_dash_m_dispatch():
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "| tiny T8 B2 H16 | float32 | cpu |" in done.stdout
-    assert "| shape | dtype | device | fwd |" in done.stdout
+    assert "| shape | dtype | device | fwd | fwd % of bound |" in done.stdout
+
+
+def test_float64_cli_without_bounds(capsys):
+    from fastlstm.__main__ import main
+    data = main(["bench", "--shapes", "tiny", "--device", "cpu", "--dtype", "float64",
+                 "--mode", "fwd", "--rounds", "1", "--warmup", "0", "--no-bounds"])
+    assert {b["extra_info"]["dtype"] for b in data["benchmarks"]} == {"float64"}
+    assert "probes" not in data and all("bound_s" not in b["extra_info"]
+                                        for b in data["benchmarks"])
+    printed = capsys.readouterr().out
+    assert "| shape | dtype | device | fwd |" in printed and "% of bound" not in printed
 
 
 def test_demo_help_is_unchanged(capsys):
@@ -178,3 +197,82 @@ def test_demo_help_is_unchanged(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: python -m fastlstm [-h] [--text FILE]")
+
+
+def test_grid_groups_float64_packed_and_cell_loops():
+    assert ("cpu", "float64") in bench.DEVICE_DTYPES
+    assert set(bench.PACKED_SHAPES) <= set(bench.GRIDS["full"])
+    assert {"cell T50 B1 H8", "cell T50 B97 H51"} <= {s.name for s in bench.CELL_LOOP_SHAPES}
+    assert set(bench.CELL_LOOP_SHAPES) <= set(bench.GRIDS["full"])
+    cells = bench.GRIDS["cells"]
+    assert {s.batch for s in cells} >= {1, 128} and {s.hidden_size for s in cells} >= {8, 512}
+    for shape in bench.PACKED_SHAPES:
+        lengths = shape.lengths()
+        assert len(lengths) == shape.batch and max(lengths) == shape.steps
+        assert min(lengths) >= shape.steps // 4 and lengths != sorted(lengths, reverse=True)
+        assert shape.batch_sizes()[0] == shape.batch and sum(shape.batch_sizes()) == sum(lengths)
+
+
+def test_packed_case_feeds_both_models_a_packed_sequence():
+    shape = next(s for s in bench.GRIDS["tiny"] if s.packed)
+    ref, fast, x = bench.build_pair(shape)
+    assert isinstance(x, torch.nn.utils.rnn.PackedSequence) and x.sorted_indices is not None
+    bench.check_parity(shape, "fwd+bwd")
+
+
+class FixedProbes:
+    """A machine of 100 GFLOP/s (float32; 50 in float64) reading 10 GB/s."""
+    threads = 2
+
+    def fma_flops(self, dtype):
+        return 5e10 if str(dtype).endswith("float64") else 1e11
+
+    def read_rate(self, nbytes, dtype):
+        return 1e10
+
+
+def test_bound_model():
+    probes = FixedProbes()
+    # B=1, H=256, I=256, T=10: each step streams W_hh (1 MiB) at 10 GB/s,
+    # far above its FLOPs; the projection (one product) runs at the peak.
+    shape = bench.Shape("b1", 10, 1, 256, 256)
+    w_hh, projection = 4 * 256 * 256 * 4, 2 * 10 * 1024 * 256
+    fwd = bench.case_bound(shape, "fwd", "float32", probes)
+    assert fwd.kind == "bandwidth"
+    assert fwd.seconds == pytest.approx(projection / 1e11 + 10 * w_hh / 1e10)
+    train = bench.case_bound(shape, "fwd+bwd", "float32", probes)
+    assert train.seconds == pytest.approx(fwd.seconds + 10 * w_hh / 1e10 + 3 * projection / 1e11)
+    # B=512: every step is bound by its FLOPs; float64 halves the peak.
+    wide = bench.Shape("b512", 10, 512, 256, 256)
+    flops = 2 * 10 * 512 * 1024 * 512
+    assert bench.case_bound(wide, "fwd", "float32", probes).kind == "FMA"
+    assert bench.case_bound(wide, "fwd", "float32", probes).seconds == pytest.approx(flops / 1e11)
+    assert bench.case_bound(wide, "fwd", "float64", probes).seconds == pytest.approx(flops / 5e10)
+    # A packed shape counts the rows of its lengths; a cell loop both weights per step.
+    packed = bench.Shape("p", 8, 3, 16, 16, packed=True)
+    assert sum(packed.batch_sizes()) == sum(packed.lengths())
+    cell = bench.Shape("c", 5, 1, 64, 256, cell=True)
+    weights = 4 * 256 * (64 + 256) * 8
+    assert bench.case_bound(cell, "fwd+bwd", "float64", probes).seconds == pytest.approx(
+        5 * 3 * weights / 1e10)
+
+
+def test_markdown_bound_column():
+    data = {"benchmarks": [
+        entry("small T256 B1 H128", "fwd", impl, median, bound_s=1.0, bound_kind="bandwidth")
+        for impl, median in (("torch", 4.0), ("fastlstm", 2.0))],
+        "probes": {"threads": 2, "fma_flops": {"float32": 4.3e11},
+                   "reads": [{"dtype": "float32", "bytes": 2 ** 18, "bytes_per_s": 4e11}]}}
+    lines = bench.markdown(data).splitlines()
+    assert "| small T256 B1 H128 | float32 | cpu | 2.00x | 50% (bandwidth) |" in lines
+    assert ("| small T256 B1 H128 | float32 | cpu | fwd | 4000.000 | 2000.000 | cpu-avx2 | "
+            "1000.000 | bandwidth | 25% | 50% |") in lines
+    assert any(line.startswith("Probed in this run on 2 threads: FMA peak float32 430 GFLOP/s")
+               and "float32 256 KiB 400 GB/s" in line for line in lines)
+
+
+def test_probes_measure_this_machine():
+    probes = bench.Probes(repeats=1)
+    assert probes.fma_flops("float32") > 1e8 and probes.fma_flops("float64") > 1e8
+    assert probes.read_rate(1 << 20, "float32") > 1e8
+    assert probes.as_dict()["reads"][0]["bytes"] == 1 << 20

@@ -1,10 +1,13 @@
 """fastlstm.LSTMCell against torch.nn.LSTMCell with the same weights."""
+import copy
+
 import pytest
 import torch
 from torch.func import functional_call
 
 import fastlstm
-from conftest import assert_results_close, assert_results_equal, make_cell_pair, make_pair, tol_for
+from conftest import (ENGINE_DTYPES, assert_results_close, assert_results_equal, make_cell_pair,
+                      make_pair, tol_for)
 
 INPUT, HIDDEN = 3, 5
 
@@ -83,25 +86,28 @@ def test_cell_init_state_dict_and_repr_match_torch(bias):
     assert str(fast) == str(ref)
 
 
-# Wide enough that two threads split the units (vectors of 32 with AVX-512,
-# 16 with AVX2). 5 rows take the dot products on the weights as they lie;
-# from 32 rows the products run transposed (W [x | h]ᵀ): 40 and 100 rows
-# are one and four panels of rows, the last one partial, and an input of
-# 600 takes two K blocks.
+# Wide enough that two threads split the units (vectors of 32 floats or 16
+# doubles with AVX-512, 16 or 8 with AVX2). From a full panel of rows (32
+# floats or 16 doubles with AVX-512, 16 or 8 with AVX2, 8 or 4 generic) the
+# products run transposed (W [x | h]ᵀ), below it as dot products on the
+# weights as they lie: 1 and 5 rows take those on every engine but the
+# generic double one at 5; 40 and 100 rows are one or more panels of rows,
+# the last one partial, and an input of 600 takes two K blocks.
 WIDE_HIDDEN = 96
 
 
-@pytest.mark.parametrize("batch,input_size", [(5, 40), (40, 40), (100, 40), (40, 600)])
-def test_wide_cell_matches_torch_and_repeats_bitwise(batch, input_size):
+@ENGINE_DTYPES
+@pytest.mark.parametrize("batch,input_size", [(1, 40), (5, 40), (40, 40), (100, 40), (40, 600)])
+def test_wide_cell_matches_torch_and_repeats_bitwise(batch, input_size, dtype):
     # Calls alternate the order in which the step reads its weight blocks;
     # no bit may depend on it, nor on the thread count.
-    ref, fast = make_cell_pair(input_size=input_size, hidden_size=WIDE_HIDDEN)
+    ref, fast = make_cell_pair(input_size=input_size, hidden_size=WIDE_HIDDEN, dtype=dtype)
 
     def run(cell):
-        return run_cell(cell, batch, True, input_size=input_size, hidden=WIDE_HIDDEN)
+        return run_cell(cell, batch, True, dtype, input_size=input_size, hidden=WIDE_HIDDEN)
 
     expected, first = run(ref), run(fast)
-    assert_results_close(first, expected, **tol_for(torch.float32))
+    assert_results_close(first, expected, **tol_for(dtype))
     threads = torch.get_num_threads()
     try:
         for n in (2, 1, 2):
@@ -109,3 +115,51 @@ def test_wide_cell_matches_torch_and_repeats_bitwise(batch, input_size):
             assert_results_equal(run(fast), first)
     finally:
         torch.set_num_threads(threads)
+
+
+@ENGINE_DTYPES
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+def test_eager_c_call_matches_the_checked_path_bitwise(bias, dtype):
+    """forward's common case runs in one C call (csrc/cell_call.cpp); its
+    outputs and gradients must be those of the path with Python checks."""
+    _, fast = make_cell_pair(input_size=INPUT, hidden_size=HIDDEN, bias=bias, dtype=dtype)
+    checked = copy.deepcopy(fast)
+    checked.forward = checked._checked_forward
+    assert_results_equal(run_cell(fast, 4, True, dtype), run_cell(checked, 4, True, dtype))
+
+
+class CountingTensor(torch.Tensor):
+    calls = 0
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        CountingTensor.calls += 1
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def test_tensor_subclass_and_function_mode_take_the_general_path():
+    """The C call takes plain tensors only: a subclass's __torch_function__ and
+    an active TorchFunctionMode still see the step, as with nn.LSTMCell."""
+    from torch.overrides import TorchFunctionMode
+
+    ref, fast = make_cell_pair(input_size=INPUT, hidden_size=HIDDEN)
+    x, h, c = torch.randn(2, INPUT), torch.randn(2, HIDDEN), torch.randn(2, HIDDEN)
+    expected = ref(x, (h, c))
+    CountingTensor.calls = 0
+    got = fast(x.as_subclass(CountingTensor), (h, c))
+    assert CountingTensor.calls > 0
+    torch.testing.assert_close(got[0].as_subclass(torch.Tensor), expected[0])
+
+    class Recording(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    with Recording() as mode:
+        got = fast(x, (h, c))
+    assert mode.seen
+    torch.testing.assert_close(got[1], expected[1])

@@ -3,18 +3,20 @@ K-blocked register tiles, the input projection inside the steps from batch 4
 on) against nn.LSTM, bitwise at 1 and 2 threads, and inference (in chunks of
 steps, or in one run where the steps project their input) bitwise equal to
 the training forward. The shapes exercise the edges: hidden sizes that are
-not whole blocks of units (16 with AVX2, 32 with AVX-512), K past one
+not whole blocks of units (16 floats or 8 doubles with AVX2, 32 or 16 with
+AVX-512), K past one
 256-long block, more rows than one
 6-row tile, packed sequences in both directions, every layout of the panels
 (groups of four below batch 4, single panels above). The generic (non-AVX2)
-engine, forced on in a subprocess, is in tests/test_forced_paths.py. Buffers
+engine, forced on in a subprocess, is in tests/test_forced_paths.py. Each
+runs in float32 and in float64, which take the same SIMD engine. Buffers
 of 256 KB and more come from a pool of blocks freed by earlier calls: reused
 blocks must never be ones still held."""
 import pytest
 import torch
 
-from conftest import (Case, FP32_TOL, assert_results_close, assert_results_equal, make_pair,
-                      run_module)
+from conftest import (ENGINE_DTYPES, Case, FP32_TOL, assert_results_close, assert_results_equal,
+                      fast_results_with_threads, make_pair, run_module, tol_for)
 
 CASES = {
     # 20 units: one full and one partial 16-unit block.
@@ -39,29 +41,29 @@ CASES = {
 }
 
 
+@ENGINE_DTYPES
 @pytest.mark.parametrize("name", CASES)
-def test_matches_nn_lstm(name):
-    ref, fast = make_pair(**CASES[name].config)
-    assert_results_close(run_module(fast, CASES[name]), run_module(ref, CASES[name]), **FP32_TOL)
+def test_matches_nn_lstm(name, dtype):
+    ref, fast = make_pair(dtype=dtype, **CASES[name].config)
+    assert_results_close(run_module(fast, CASES[name], dtype), run_module(ref, CASES[name], dtype),
+                         **tol_for(dtype))
 
 
+@ENGINE_DTYPES
 @pytest.mark.parametrize("name", CASES)
-def test_bitwise_same_at_one_and_two_threads(name):
-    results = []
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        _, fast = make_pair(**CASES[name].config)
-        results.append(run_module(fast, CASES[name]))
-    assert_results_equal(results[1], results[0])
+def test_bitwise_same_at_one_and_two_threads(name, dtype):
+    assert_results_equal(fast_results_with_threads(CASES[name], 2, dtype),
+                         fast_results_with_threads(CASES[name], 1, dtype))
 
 
+@ENGINE_DTYPES
 @pytest.mark.parametrize("steps,batch", [(600, 1), (300, 2), (40, 4), (40, 16)],
                          ids=["two_chunks", "chunks_of_256_steps", "in_step_projection_batch_4",
                               "in_step_projection"])
-def test_inference_matches_training_forward_bitwise(steps, batch):
+def test_inference_matches_training_forward_bitwise(steps, batch, dtype):
     torch.manual_seed(0)
-    fast = make_pair(input_size=16, hidden_size=48)[1]
-    x = torch.randn(steps, batch, 16)
+    fast = make_pair(input_size=16, hidden_size=48, dtype=dtype)[1]
+    x = torch.randn(steps, batch, 16, dtype=dtype)
     with torch.no_grad():
         inference = fast(x)
     training = fast(x)

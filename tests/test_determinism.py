@@ -3,7 +3,7 @@ thread counts, at shapes large enough for the CPU backend to use its threads."""
 import pytest
 import torch
 
-from conftest import Case, assert_results_equal, fast_results_with_threads
+from conftest import ENGINE_DTYPES, Case, assert_results_equal, fast_results_with_threads
 
 MAIN = Case(dict(input_size=32, hidden_size=64, num_layers=2, bidirectional=True),
             steps=20, batch=16)
@@ -19,19 +19,21 @@ CASES = {
 }
 
 
+@ENGINE_DTYPES
 @pytest.mark.parametrize("name", CASES)
-def test_same_inputs_give_bitwise_identical_results(name):
-    first = fast_results_with_threads(CASES[name], 2)
-    second = fast_results_with_threads(CASES[name], 2)
+def test_same_inputs_give_bitwise_identical_results(name, dtype):
+    first = fast_results_with_threads(CASES[name], 2, dtype)
+    second = fast_results_with_threads(CASES[name], 2, dtype)
     assert_results_equal(second, first)
 
 
-def torch_mm_is_thread_invariant():
+def torch_mm_is_thread_invariant(dtype):
     """Whether torch's own CPU GEMM (MKL/oneDNN) gives the same bits at 1 and 2 threads
     for a gate-gradient product like the emulated glue's; on some CPUs (AVX-512 Xeons)
     it splits the sum differently by thread count."""
     gen = torch.Generator().manual_seed(0)
-    a, b = torch.randn(64, 1088, generator=gen), torch.randn(1088, 16, generator=gen)
+    a = torch.randn(64, 1088, generator=gen, dtype=dtype)
+    b = torch.randn(1088, 16, generator=gen, dtype=dtype)
     products = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
@@ -39,13 +41,15 @@ def torch_mm_is_thread_invariant():
     return torch.equal(*products)
 
 
+@ENGINE_DTYPES
 @pytest.mark.parametrize("name", ["2layer_bidir", "wide_step"])
-def test_thread_count_does_not_change_results(name, request):
+def test_thread_count_does_not_change_results(name, request, dtype):
     # fastlstm's CPU engine sums every product in a fixed order whatever the thread count
     # (its own GEMMs, bias sums, elementwise passes). Under --emulate the glue of the CUDA
     # kernels does its GEMMs through ATen instead (cuBLAS on a GPU), so there the check
     # holds only where torch's own GEMM is thread-invariant.
-    if request.config.getoption("--emulate") and not torch_mm_is_thread_invariant():
+    if request.config.getoption("--emulate") and not torch_mm_is_thread_invariant(dtype):
         pytest.skip("emulated backend: its GEMMs are torch.mm's, and torch.mm itself gives "
                     "different bits at 1 and 2 threads on this CPU")
-    assert_results_equal(fast_results_with_threads(CASES[name], 1), fast_results_with_threads(CASES[name], 2))
+    assert_results_equal(fast_results_with_threads(CASES[name], 1, dtype),
+                         fast_results_with_threads(CASES[name], 2, dtype))

@@ -176,12 +176,17 @@ struct Engine {
                           int threads);
   // sigmoid and tanh of n values exactly as the passes above compute them.
   void (*activations)(int64_t n, const T* x, T* sigmoid_x, T* tanh_x);
+  // The machine's ceilings, for the benchmark (probes.h): FMA chains on
+  // full vectors (returns the FLOPs done), and reads of n values `passes`
+  // times, every other pass backwards (returns the bytes read).
+  double (*fma_probe)(int64_t iterations);
+  double (*read_probe)(const T* data, int64_t n, int64_t passes);
 };
 
-// The engine of the running CPU: AVX-512 float kernels where the CPU has
-// them (x86-64 built with GCC), else AVX2+FMA ones, else the generic ones;
-// FASTLSTM_CPU_ISA=avx2 or =generic caps the choice there. Doubles always
-// take the generic engine.
+// The engine of the running CPU, for float and for double alike: AVX-512
+// kernels where the CPU has them (x86-64 built with GCC), else AVX2+FMA
+// ones, else the generic ones; FASTLSTM_CPU_ISA=avx2 or =generic caps the
+// choice there.
 template <typename T>
 const Engine<T>& cpu_engine();
 template <>
@@ -189,7 +194,8 @@ const Engine<float>& cpu_engine<float>();
 template <>
 const Engine<double>& cpu_engine<double>();
 
-// The float engine's instruction set: "avx512", "avx2" or "generic".
+// The engines' instruction set: "avx512", "avx2" or "generic" (the same
+// for both storage types).
 std::string cpu_engine_name();
 
 // Whether the x86 engines (AVX-512, AVX2) are built: GCC on x86-64.
@@ -199,10 +205,25 @@ std::string cpu_engine_name();
 #define FASTLSTM_CPU_X86_ENGINES 0
 #endif
 
-// Each instruction set's engine, for cpu_engine and the tests; null where not built.
-const Engine<float>* avx512_float_engine();
-const Engine<float>* avx2_float_engine();
-const Engine<float>& generic_float_engine();
-const Engine<double>& generic_double_engine();
+// Each instruction set's engine (T: float or double), for cpu_engine; null
+// where not built or not supported by the CPU.
+template <typename T>
+const Engine<T>* avx512_engine();
+template <typename T>
+const Engine<T>* avx2_engine();
+template <typename T>
+const Engine<T>& generic_engine();
+template <>
+const Engine<float>* avx512_engine<float>();
+template <>
+const Engine<double>* avx512_engine<double>();
+template <>
+const Engine<float>* avx2_engine<float>();
+template <>
+const Engine<double>* avx2_engine<double>();
+template <>
+const Engine<float>& generic_engine<float>();
+template <>
+const Engine<double>& generic_engine<double>();
 
 }  // namespace fastlstm::cpu

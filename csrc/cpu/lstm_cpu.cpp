@@ -64,8 +64,9 @@ void forward_single_step(const Engine<T>& e, const LayerShape& s, const Tensor& 
                false},
               threads);
   }
-  if (buf.saved) buf.cells.copy_(buf.c_n);
-  buf.h_n.copy_(buf.output);
+  // Plain copies: copy_'s TensorIterator costs more than a small cell step's rows.
+  if (buf.saved) std::memcpy(buf.cells.data_ptr<T>(), buf.c_n.data_ptr<T>(), B * H * sizeof(T));
+  std::memcpy(buf.h_n.data_ptr<T>(), buf.output.data_ptr<T>(), B * P * sizeof(T));
 }
 
 // x W_ihᵀ of rows [row0, row0 + rows) into gates. Sequences of many rows

@@ -323,6 +323,16 @@ void backward_steps(const Engine<T>& e, const LayerShape& s, const StepSchedule&
   }
 }
 
+// The bias gradient, from its sums in double, in the layer's dtype.
+Tensor bias_grad(const std::vector<double>& sums, const at::TensorOptions& opts) {
+  Tensor grad = at::empty({static_cast<int64_t>(sums.size())}, opts);
+  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "fastlstm::bias_grad", [&] {
+    scalar_t* out = grad.data_ptr<scalar_t>();
+    for (size_t j = 0; j < sums.size(); ++j) out[j] = static_cast<scalar_t>(sums[j]);
+  });
+  return grad;
+}
+
 LayerGrads lstm_layer_backward_cpu(const BackwardArgs& b) {
   if (is_widened(b.layer.input)) return layer_backward_in_float(lstm_layer_backward_cpu, b);
   const LayerArgs& a = b.layer;
@@ -354,8 +364,7 @@ LayerGrads lstm_layer_backward_cpu(const BackwardArgs& b) {
       }
     });
   }
-  Tensor grad_bias = at::tensor(g.bias_sums, at::TensorOptions().dtype(at::kDouble))
-                         .to(input.scalar_type());
+  Tensor grad_bias = bias_grad(g.bias_sums, opts);
   return {g.grad_input, g.dh_state, g.dc_state, g.grad_w_ih, g.grad_w_hh, grad_bias, g.grad_w_hr};
 }
 

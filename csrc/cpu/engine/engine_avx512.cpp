@@ -1,9 +1,10 @@
-// The CPU engine's float kernels for x86-64 with AVX-512 (F, DQ, VL, BW):
-// the engine's templates compiled under target("avx512f,...") with
-// 16-float vectors, so that a register tile's row is one cache line and the
-// 32 vector registers hold it. Built as engine_avx2.cpp is: headers not of
-// the engine before the pragma, the table constant-initialized, handed out
-// by avx512_float_engine only where the CPU has every one of the sets.
+// The CPU engine's kernels for x86-64 with AVX-512 (F, DQ, VL, BW): the
+// engine's templates compiled under target("avx512f,...") with 64-byte
+// vectors (16 floats, 8 doubles), so that a register tile's row is one cache
+// line and the 32 vector registers hold it. Built as engine_avx2.cpp is:
+// headers not of the engine before the pragma, the tables constant-
+// initialized, handed out by avx512_engine only where the CPU has every one
+// of the sets.
 #include "../engine.h"
 
 #if FASTLSTM_CPU_X86_ENGINES
@@ -15,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #if defined(__linux__)
@@ -31,19 +33,27 @@
 #include "engine_impl.h"
 
 namespace fastlstm::cpu::avx512 {
-namespace {
 constexpr Engine<float> kFloatEngine = engine_of<Vec<float, 16>>("avx512");
-}  // namespace
-const Engine<float>* float_engine() { return &kFloatEngine; }
+constexpr Engine<double> kDoubleEngine = engine_of<Vec<double, 8>>("avx512");
 }  // namespace fastlstm::cpu::avx512
 #pragma GCC pop_options
 
 namespace fastlstm::cpu {
-const Engine<float>* avx512_float_engine() {
+namespace {
+bool avx512_supported() {
   static const bool supported =
       __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
-  return supported ? avx512::float_engine() : nullptr;
+  return supported;
+}
+}  // namespace
+template <>
+const Engine<float>* avx512_engine<float>() {
+  return avx512_supported() ? &avx512::kFloatEngine : nullptr;
+}
+template <>
+const Engine<double>* avx512_engine<double>() {
+  return avx512_supported() ? &avx512::kDoubleEngine : nullptr;
 }
 }  // namespace fastlstm::cpu
 

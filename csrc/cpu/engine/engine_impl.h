@@ -9,6 +9,7 @@
 #include "forward.h"
 #include "gemm.h"
 #include "panels.h"
+#include "probes.h"
 
 namespace fastlstm::cpu::FASTLSTM_CPU_ISA {
 
@@ -29,7 +30,9 @@ constexpr Engine<typename V::Scalar> engine_of(const char* isa) {
           cell_grad_rows<V>,
           hidden_rows<V>,
           add_column_sums<V>,
-          activations<V>};
+          activations<V>,
+          fma_probe<V>,
+          read_probe<V>};
 }
 
 }  // namespace fastlstm::cpu::FASTLSTM_CPU_ISA

@@ -57,15 +57,20 @@ void pack_transposed_left(const GemmNN<T>& g, int64_t i0, int64_t mc, int64_t k0
 // K per block: each C element is a sum of kGemmKC-long FMA chains.
 constexpr int64_t kGemmKC = 512;
 
-// The lines of a rows x cols block of C, fetched while a tile is computed:
-// C's rows lie far apart, and its block is reread for every K block.
+// Every line of a rows x cols block of C, fetched for writing while the
+// tiles before it are computed: C's rows lie far apart, its block is reread
+// for every K block, and where a product's K is short (a single step's
+// weight gradients, K = B) the tiles' stores wait on lines from memory.
 template <typename T>
 void prefetch_rows(const T* c, int64_t ldc, int rows, int64_t cols) {
   for (int r = 0; r < rows; ++r) {
-    __builtin_prefetch(c + r * ldc, 1, 3);
+    for (int64_t j = 0; j < cols; j += 64 / sizeof(T)) __builtin_prefetch(c + r * ldc + j, 1, 3);
     __builtin_prefetch(c + r * ldc + cols - 1, 1, 3);
   }
 }
+
+// Row tiles ahead of the one computed whose C lines block_product fetches.
+constexpr int64_t kPrefetchTilesAhead = 2;
 
 // Rows [i0, i0 + mc) times the packed columns [n0, n0 + ncols) of one K block
 // into C: panel by panel (panel q of the block at b_panels + q *
@@ -89,8 +94,13 @@ void block_product(const GemmNN<typename V::Scalar>& g, const typename V::Scalar
     const int np = static_cast<int>(std::min<int64_t>(TL::panels_for(TL::kMR), panels - q));
     const T* bq = b_panels + q * panel_stride;
     const int64_t cols = std::min(np * NR, ncols - q * NR);
+    T* cq = g.c + i0 * g.ldc + n0 + q * NR;
+    for (int64_t r0 = 0; r0 < std::min(full_rows, kPrefetchTilesAhead * TL::kMR); r0 += TL::kMR) {
+      prefetch_rows(cq + r0 * g.ldc, g.ldc, TL::kMR, cols);
+    }
     for (int64_t r0 = 0; r0 < full_rows; r0 += TL::kMR) {
-      prefetch_rows(g.c + (i0 + r0) * g.ldc + n0 + q * NR, g.ldc, TL::kMR, cols);
+      const int64_t ahead = r0 + kPrefetchTilesAhead * TL::kMR;
+      if (ahead < full_rows) prefetch_rows(cq + ahead * g.ldc, g.ldc, TL::kMR, cols);
       run_tile<V>(TL::kMR, np, kc, left(r0, TL::kMR), bq, NR, panel_stride, tile, np * NR);
       store_tile<V>(tile, np * NR, TL::kMR, cols, g.c + (i0 + r0) * g.ldc + n0 + q * NR, g.ldc,
                     add);
@@ -109,15 +119,20 @@ void block_product(const GemmNN<typename V::Scalar>& g, const typename V::Scalar
   }
 }
 
-// C (+)= A . B for a few rows, B read in place but for its partial last
-// panel: for a handful of rows, packing B would cost more than the product.
-// The same K blocks and tiles as the packed path, so the same results.
+// C (+)= A . B for at most one row block of A (kMC rows), B read in place
+// but for its partial last panel: packing B, a pass that reads and writes
+// all of it, would cost as much as the product's own reads of it (a single
+// step's products with the weights). Groups of panels outer, row tiles
+// inner, so that each group stays in L2 while every row tile reads it, as
+// in the packed path; the same K blocks and FMA chains, so the same results.
 template <typename V>
 void few_rows_product(const GemmNN<typename V::Scalar>& g, int64_t q_first, int64_t q_last) {
   using T = typename V::Scalar;
   using TL = Tile<V>;
   constexpr int64_t NR = TL::kNR;
   const int64_t full_panels = g.n / NR;
+  // Panels per tile: as many as the widest row tile holds.
+  const int group = TL::panels_for(static_cast<int>(std::min<int64_t>(TL::kMR, g.m)));
   T tail[kGemmKC * NR];
   T tile[TL::kTileSize];
   for (int64_t k0 = 0; k0 < g.k; k0 += kGemmKC) {
@@ -126,22 +141,23 @@ void few_rows_product(const GemmNN<typename V::Scalar>& g, int64_t q_first, int6
     if (q_last > full_panels) {
       pack_panel<NR>(g.b, k0, kc, full_panels * NR, g.n - full_panels * NR, tail);
     }
-    for (int64_t r0 = 0; r0 < g.m; r0 += TL::kMR) {
-      const int mr = static_cast<int>(std::min<int64_t>(TL::kMR, g.m - r0));
-      const LeftBlock<T> a = g.a_transposed
-                                 ? LeftBlock<T>{g.a.data + k0 * g.a.ld + r0, 1, g.a.ld}
-                                 : LeftBlock<T>{g.a.data + r0 * g.a.ld + k0, g.a.ld, 1};
-      for (int64_t q = q_first; q < q_last;) {
-        const bool in_place = q < full_panels;
-        int np = 1;
-        while (in_place && np < TL::panels_for(mr) && q + np < std::min(q_last, full_panels)) ++np;
-        const T* b = in_place ? row_of(g.b, k0) + q * NR : tail;
+    for (int64_t q = q_first; q < q_last;) {
+      const bool in_place = q < full_panels;
+      const int np = in_place ? static_cast<int>(std::min<int64_t>({group, q_last - q,
+                                                                    full_panels - q}))
+                              : 1;
+      const T* b = in_place ? row_of(g.b, k0) + q * NR : tail;
+      for (int64_t r0 = 0; r0 < g.m; r0 += TL::kMR) {
+        const int mr = static_cast<int>(std::min<int64_t>(TL::kMR, g.m - r0));
+        const LeftBlock<T> a = g.a_transposed
+                                   ? LeftBlock<T>{g.a.data + k0 * g.a.ld + r0, 1, g.a.ld}
+                                   : LeftBlock<T>{g.a.data + r0 * g.a.ld + k0, g.a.ld, 1};
         run_tile<V>(mr, np, kc, a, b, in_place ? g.b.ld : NR, in_place ? NR : kc * NR, tile,
                     np * NR);
         store_tile<V>(tile, np * NR, mr, std::min(np * NR, g.n - q * NR),
                       g.c + r0 * g.ldc + q * NR, g.ldc, add);
-        q += np;
       }
+      q += np;
     }
   }
 }
@@ -150,9 +166,22 @@ template <typename V>
 void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
   using T = typename V::Scalar;
   using TL = Tile<V>;
-  constexpr int64_t kKC = kGemmKC, kMC = 96, kNC = 512, NR = TL::kNR;
-  constexpr int64_t kMaxRowsInPlace = 32;  // few_rows_product up to this
+  // Column blocks of 2 KB of a row: a K block's packed B block (1 MiB) in
+  // half of L2, for floats and doubles alike.
+  constexpr int64_t kKC = kGemmKC, kMC = 96, kNC = 2048 / sizeof(T), NR = TL::kNR;
+  // few_rows_product (B read in place) up to two row tiles, and up to a row
+  // block where B's rows are at most 2 KB apart: at 4 KB (float64 H512,
+  // float32 H1024 weights) the panels' rows alias in L1 and L2, and packing
+  // wins from 16 rows (single-step backward op, one thread, CPU time,
+  // packed / in place: float32 H1024 B4 8.4-10.0 / 7.0-7.3 ms, B8 9.3-9.8 /
+  // 9.6 ms, B16 10.2-10.5 / 12.9 ms, B64 18.9-21.4 / 30.3 ms; float64 H512
+  // B16 4.2-4.3 / 4.3-4.6 ms, B64 8.5 / 13.0 ms; with rows of 1-2 KB in place
+  // stays ahead: float32 H256 B64 0.96-0.98 / 1.09-1.13 ms).
+  constexpr int64_t kMaxInPlaceRowBytes = 2048;
   const int64_t M = g.m, N = g.n, K = g.k;
+  const bool b_in_place =
+      M <= 2 * TL::kMR ||
+      (M <= kMC && g.b.ld * static_cast<int64_t>(sizeof(T)) <= kMaxInPlaceRowBytes);
   if (M == 0 || N == 0) return;
   if (K == 0) {
     if (!g.accumulate) {
@@ -162,7 +191,7 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
   }
   const int team = team_size(threads, M * N * K);
   const int64_t col_panels = (N + NR - 1) / NR;
-  if (M <= kMaxRowsInPlace && g.b.rows == nullptr && !g.b_transposed && !g.b_panels) {
+  if (b_in_place && g.b.rows == nullptr && !g.b_transposed && !g.b_panels) {
     auto few = [&](int tid, int members, SpinBarrier&) {
       const Slice mine = slice_of(col_panels, tid, members);
       few_rows_product<V>(g, mine.first, mine.last);

@@ -210,8 +210,9 @@ void pack_panel(const Matrix<T>& b, int64_t k0, int64_t kc, int64_t n0, int64_t 
     T* dst = out + k * NR;
     const T* src = row_of(b, k0 + k) + n0;
     if (cols == NR) {
-#pragma GCC unroll 16
-      for (int c = 0; c < NR; ++c) dst[c] = src[c];
+      // One copy of a whole row of the panel (element by element, the
+      // compiler keeps scalar moves: it cannot rule out that they overlap).
+      std::memcpy(dst, src, sizeof(T) * NR);
     } else {
       for (int c = 0; c < NR; ++c) dst[c] = c < cols ? src[c] : T(0);
     }

@@ -1,8 +1,9 @@
 // SIMD vectors of the CPU engine as GCC vector extensions: Vec<T, W> holds W
 // lanes of T. Every engine template is written once over Vec and compiled
-// once per instruction set (engine_avx512.cpp: 16 floats under
-// target("avx512f,..."); engine_avx2.cpp: 8 floats under target("avx2,fma");
-// engine_generic.cpp: 16-byte vectors, SSE2 or NEON).
+// once per instruction set and storage type (engine_avx512.cpp: 16 floats
+// or 8 doubles under target("avx512f,..."); engine_avx2.cpp: 8 floats or 4
+// doubles under target("avx2,fma"); engine_generic.cpp: 16-byte vectors,
+// SSE2 or NEON).
 // Each of those files defines FASTLSTM_CPU_ISA, the namespace that keeps its
 // symbols apart from the other's, before including this header.
 #pragma once
@@ -10,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "../../gate_math.h"
 
@@ -33,9 +35,14 @@ FASTLSTM_RAW_VECTOR(float, 4);
 FASTLSTM_RAW_VECTOR(float, 8);
 FASTLSTM_RAW_VECTOR(float, 16);
 FASTLSTM_RAW_VECTOR(double, 2);
+FASTLSTM_RAW_VECTOR(double, 4);
+FASTLSTM_RAW_VECTOR(double, 8);
 FASTLSTM_RAW_VECTOR(uint32_t, 4);
 FASTLSTM_RAW_VECTOR(uint32_t, 8);
 FASTLSTM_RAW_VECTOR(uint32_t, 16);
+FASTLSTM_RAW_VECTOR(uint64_t, 2);
+FASTLSTM_RAW_VECTOR(uint64_t, 4);
+FASTLSTM_RAW_VECTOR(uint64_t, 8);
 #undef FASTLSTM_RAW_VECTOR
 
 template <typename T, int W>
@@ -109,9 +116,11 @@ template <typename T, int W>
 FASTLSTM_VEC_INLINE Vec<T, W> fma(Vec<T, W> a, Vec<T, W> b, Vec<T, W> c) {
 #if defined(FASTLSTM_CPU_AVX2)
   if constexpr (sizeof(T) == 4 && W == 8) return Vec<T, W>(_mm256_fmadd_ps(a.v, b.v, c.v));
+  if constexpr (sizeof(T) == 8 && W == 4) return Vec<T, W>(_mm256_fmadd_pd(a.v, b.v, c.v));
 #endif
 #if defined(FASTLSTM_CPU_AVX512)
   if constexpr (sizeof(T) == 4 && W == 16) return Vec<T, W>(_mm512_fmadd_ps(a.v, b.v, c.v));
+  if constexpr (sizeof(T) == 8 && W == 8) return Vec<T, W>(_mm512_fmadd_pd(a.v, b.v, c.v));
 #endif
   return Vec<T, W>(a.v * b.v + c.v);
 }
@@ -132,11 +141,18 @@ FASTLSTM_VEC_INLINE T sum_lanes(Vec<T, W> a) {
 template <typename T, int W>
 FASTLSTM_VEC_INLINE void sum_lanes4(Vec<T, W> a, Vec<T, W> b, Vec<T, W> c, Vec<T, W> d, T* out) {
 #if defined(FASTLSTM_CPU_AVX512)
-  if constexpr (sizeof(T) == 4 && W == 16) {
-    // Each vector's halves added first: then the 8-lane sequence.
+  if constexpr (sizeof(T) * W == 64) {
+    // Each vector's halves added first: then the 32-byte sequence.
+    // (In registers: copies of the halves through memory cost the dot
+    // products' horizontal sums twice their time.)
     auto fold = [](Vec<T, W> x) {
-      return Vec<T, 8>(__builtin_shufflevector(x.v, x.v, 0, 1, 2, 3, 4, 5, 6, 7) +
-                       __builtin_shufflevector(x.v, x.v, 8, 9, 10, 11, 12, 13, 14, 15));
+      if constexpr (W == 16) {
+        return Vec<T, 8>(__builtin_shufflevector(x.v, x.v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                         __builtin_shufflevector(x.v, x.v, 8, 9, 10, 11, 12, 13, 14, 15));
+      } else {
+        return Vec<T, 4>(__builtin_shufflevector(x.v, x.v, 0, 1, 2, 3) +
+                         __builtin_shufflevector(x.v, x.v, 4, 5, 6, 7));
+      }
     };
     sum_lanes4(fold(a), fold(b), fold(c), fold(d), out);
     return;
@@ -149,6 +165,13 @@ FASTLSTM_VEC_INLINE void sum_lanes4(Vec<T, W> a, Vec<T, W> b, Vec<T, W> c, Vec<T
     _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
     return;
   }
+  if constexpr (sizeof(T) == 8 && W == 4) {
+    // (a0+a1, b0+b1, a2+a3, b2+b3) and the same of c, d; then their halves.
+    const __m256d ab = _mm256_hadd_pd(a.v, b.v), cd = _mm256_hadd_pd(c.v, d.v);
+    _mm256_storeu_pd(out, _mm256_add_pd(_mm256_permute2f128_pd(ab, cd, 0x20),
+                                        _mm256_permute2f128_pd(ab, cd, 0x31)));
+    return;
+  }
 #endif
   out[0] = sum_lanes(a);
   out[1] = sum_lanes(b);
@@ -156,46 +179,62 @@ FASTLSTM_VEC_INLINE void sum_lanes4(Vec<T, W> a, Vec<T, W> b, Vec<T, W> c, Vec<T
   out[3] = sum_lanes(d);
 }
 
-// The overloads gate_math.h's equations find for vectors of float: the same
-// operations as its float versions, lane by lane.
-template <int W>
-FASTLSTM_VEC_INLINE Vec<float, W> clamp_exp_arg(Vec<float, W> x) {
-  using Raw = typename Vec<float, W>::Raw;
-  const Raw lo = Vec<float, W>(kExpArgMin).v, hi = Vec<float, W>(kExpArgMax).v;
+// The overloads gate_math.h's equations find for vectors: the same
+// operations as its scalar versions, lane by lane. Floats and doubles both
+// take its polynomial exp (libm's would be a call per lane).
+template <typename T, int W>
+FASTLSTM_VEC_INLINE Vec<T, W> clamp_exp_arg(Vec<T, W> x) {
+  using Raw = typename Vec<T, W>::Raw;
+  // The scalar clamp's bounds: what it makes of -inf and inf.
+  constexpr T kInf = std::numeric_limits<T>::infinity();
+  const Raw lo = Vec<T, W>(fastlstm::clamp_exp_arg(-kInf)).v;
+  const Raw hi = Vec<T, W>(fastlstm::clamp_exp_arg(kInf)).v;
   Raw r = x.v < lo ? lo : x.v;
   r = r > hi ? hi : r;
-  return Vec<float, W>(r);
+  return Vec<T, W>(r);
 }
-template <int W>
-FASTLSTM_VEC_INLINE Vec<float, W> half_pow2_of_shifted(Vec<float, W> t) {
-  using Bits = typename RawVector<uint32_t, W>::type;
-  using Raw = typename Vec<float, W>::Raw;
+template <typename T, int W>
+FASTLSTM_VEC_INLINE Vec<T, W> half_pow2_of_shifted(Vec<T, W> t) {
+  using B = FloatBits<T>;
+  using Bits = typename RawVector<typename B::Bits, W>::type;
+  using Raw = typename Vec<T, W>::Raw;
   // Casts between vector types of one size reinterpret the bits.
-  const Bits scale = ((Bits)t.v - 0x4B400000u + 126u) << 23;
-  return Vec<float, W>((Raw)scale);
+  const Bits scale = ((Bits)t.v - B::kShifter + (B::kBias - 1u)) << B::kMantissa;
+  return Vec<T, W>((Raw)scale);
 }
 template <typename T, int W>
 FASTLSTM_VEC_INLINE Vec<T, W> mul_add(Vec<T, W> a, Vec<T, W> b, Vec<T, W> c) {
   return fma(a, b, c);
 }
-template <int W>
-FASTLSTM_VEC_INLINE Vec<float, W> one_plus_exp(Vec<float, W> x) {
-  return one_plus_exp_poly(x);
+template <typename T, int W>
+FASTLSTM_VEC_INLINE Vec<T, W> where_less(Vec<T, W> a, Vec<T, W> b, Vec<T, W> if_less,
+                                         Vec<T, W> otherwise) {
+  return Vec<T, W>(a.v < b.v ? if_less.v : otherwise.v);
 }
-template <int W>
-FASTLSTM_VEC_INLINE Vec<float, W> tanh_of(Vec<float, W> x) {
-  return tanh_from_sigmoid(x);
+// 1 + e^x and tanh of vectors of floats or of doubles (V: a Vec or a Pair).
+template <typename V>
+FASTLSTM_VEC_INLINE V one_plus_exp_of_lanes(V x) {
+  if constexpr (sizeof(typename V::Scalar) == 4) {
+    return one_plus_exp_poly(x);
+  } else {
+    return V(1.0) + exp_poly_double(x);
+  }
 }
-// Doubles take libm lane by lane, as the float64 host path does.
-template <int W>
-FASTLSTM_VEC_INLINE Vec<double, W> one_plus_exp(Vec<double, W> x) {
-  for (int i = 0; i < W; ++i) x.v[i] = 1.0 + std::exp(x.v[i]);
-  return x;
+template <typename V>
+FASTLSTM_VEC_INLINE V tanh_of_lanes(V x) {
+  if constexpr (sizeof(typename V::Scalar) == 4) {
+    return tanh_from_sigmoid(x);
+  } else {
+    return tanh_rational_double(x);
+  }
 }
-template <int W>
-FASTLSTM_VEC_INLINE Vec<double, W> tanh_of(Vec<double, W> x) {
-  for (int i = 0; i < W; ++i) x.v[i] = std::tanh(x.v[i]);
-  return x;
+template <typename T, int W>
+FASTLSTM_VEC_INLINE Vec<T, W> one_plus_exp(Vec<T, W> x) {
+  return one_plus_exp_of_lanes(x);
+}
+template <typename T, int W>
+FASTLSTM_VEC_INLINE Vec<T, W> tanh_of(Vec<T, W> x) {
+  return tanh_of_lanes(x);
 }
 
 // Two vectors as one, for the gate math: each operation on both halves in
@@ -258,20 +297,17 @@ FASTLSTM_VEC_INLINE Pair<V> mul_add(Pair<V> a, Pair<V> b, Pair<V> c) {
   return {fma(a.lo, b.lo, c.lo), fma(a.hi, b.hi, c.hi)};
 }
 template <typename V>
+FASTLSTM_VEC_INLINE Pair<V> where_less(Pair<V> a, Pair<V> b, Pair<V> if_less, Pair<V> otherwise) {
+  return {where_less(a.lo, b.lo, if_less.lo, otherwise.lo),
+          where_less(a.hi, b.hi, if_less.hi, otherwise.hi)};
+}
+template <typename V>
 FASTLSTM_VEC_INLINE Pair<V> one_plus_exp(Pair<V> x) {
-  if constexpr (sizeof(typename V::Scalar) == 4) {
-    return one_plus_exp_poly(x);
-  } else {
-    return {one_plus_exp(x.lo), one_plus_exp(x.hi)};
-  }
+  return one_plus_exp_of_lanes(x);
 }
 template <typename V>
 FASTLSTM_VEC_INLINE Pair<V> tanh_of(Pair<V> x) {
-  if constexpr (sizeof(typename V::Scalar) == 4) {
-    return tanh_from_sigmoid(x);
-  } else {
-    return {tanh_of(x.lo), tanh_of(x.hi)};
-  }
+  return tanh_of_lanes(x);
 }
 
 // The vector the gate math runs on.
