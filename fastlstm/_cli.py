@@ -1,5 +1,11 @@
-"""argparse value types shared by the command-line tools (demo, bench)."""
+"""argparse defaults and value types shared by the command-line tools (demo, bench)."""
 import argparse
+
+import torch
+
+
+def default_device():
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def positive_int(text):

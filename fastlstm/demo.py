@@ -23,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .lstm import LSTM
-from ._cli import non_negative_int, positive_int
+from ._cli import default_device, non_negative_int, positive_int
 
 __all__ = ["DemoResult", "main"]
 
@@ -315,10 +315,6 @@ class DemoResult:
     fastlstm_tokens_per_s: Optional[float] = None  # the comparison; None with --no-compare
     torch_tokens_per_s: Optional[float] = None
     sample: str = ""        # the generated characters, without the prompt
-
-
-def default_device():
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def build_parser():

@@ -3,7 +3,8 @@ thread counts, at shapes large enough for the CPU backend to use its threads."""
 import pytest
 import torch
 
-from conftest import ENGINE_DTYPES, Case, assert_results_equal, fast_results_with_threads
+from conftest import (ENGINE_DTYPES, Case, assert_results_equal, fast_results_with_threads,
+                      thread_counts_agree_on_this_backend)
 
 MAIN = Case(dict(input_size=32, hidden_size=64, num_layers=2, bidirectional=True),
             steps=20, batch=16)
@@ -27,20 +28,6 @@ def test_same_inputs_give_bitwise_identical_results(name, dtype):
     assert_results_equal(second, first)
 
 
-def torch_mm_is_thread_invariant(dtype):
-    """Whether torch's own CPU GEMM (MKL/oneDNN) gives the same bits at 1 and 2 threads
-    for a gate-gradient product like the emulated glue's; on some CPUs (AVX-512 Xeons)
-    it splits the sum differently by thread count."""
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(64, 1088, generator=gen, dtype=dtype)
-    b = torch.randn(1088, 16, generator=gen, dtype=dtype)
-    products = []
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        products.append(torch.mm(a, b))
-    return torch.equal(*products)
-
-
 @ENGINE_DTYPES
 @pytest.mark.parametrize("name", ["2layer_bidir", "wide_step"])
 def test_thread_count_does_not_change_results(name, request, dtype):
@@ -48,7 +35,7 @@ def test_thread_count_does_not_change_results(name, request, dtype):
     # (its own GEMMs, bias sums, elementwise passes). Under --emulate the glue of the CUDA
     # kernels does its GEMMs through ATen instead (cuBLAS on a GPU), so there the check
     # holds only where torch's own GEMM is thread-invariant.
-    if request.config.getoption("--emulate") and not torch_mm_is_thread_invariant(dtype):
+    if not thread_counts_agree_on_this_backend(request, dtype):
         pytest.skip("emulated backend: its GEMMs are torch.mm's, and torch.mm itself gives "
                     "different bits at 1 and 2 threads on this CPU")
     assert_results_equal(fast_results_with_threads(CASES[name], 1, dtype),

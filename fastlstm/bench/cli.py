@@ -6,17 +6,13 @@ import time
 
 import torch
 
-from .._cli import non_negative_int, positive_int
+from .._cli import default_device, non_negative_int, positive_int
 from .grid import GRIDS, MODES
 from .machine import cuda_skip_reason, device_name
 from .report import emit, write_json
 from .runner import run_interleaved
 
 __all__ = ["build_parser", "main"]
-
-
-def default_device():
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def build_parser():
