@@ -189,7 +189,7 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
     }
     return;
   }
-  const int team = team_size(threads, M * N * K);
+  const int team = product_team_size(threads, M, N, K);
   const int64_t col_panels = (N + NR - 1) / NR;
   if (b_in_place && g.b.rows == nullptr && !g.b_transposed && !g.b_panels) {
     auto few = [&](int tid, int members, SpinBarrier&) {
@@ -367,7 +367,7 @@ void gemm_nt(const GemmNT<typename V::Scalar>& g, int threads) {
   constexpr int64_t kMC = kDotRowBlock, kNC = 16 * DotShape<V>::kCols;
   const int64_t M = g.m, N = g.n, K = g.k;
   if (M == 0 || N == 0) return;
-  const int team = team_size(threads, M * N * K);
+  const int team = product_team_size(threads, M, N, K);
   const int64_t row_blocks = (M + kMC - 1) / kMC, col_blocks = (N + kNC - 1) / kNC;
   const int64_t items = row_blocks * col_blocks;
   auto body = [&](int tid, int members, SpinBarrier&) {

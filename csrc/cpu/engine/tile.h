@@ -25,6 +25,16 @@ inline int team_size(int threads, int64_t work) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, work / kMinTaskWork)));
 }
 
+// The same for a product C [M, N] = A [M, K] B [K, N]: each element of C
+// counts as at least kStoreWork multiply-adds, for its store. At small K (a
+// single step's weight gradients, K = batch) the writes are the work; split
+// over the team, each core's half of C stays in its own cache for the
+// autograd sum that reads it next, split the same way.
+inline int product_team_size(int threads, int64_t m, int64_t n, int64_t k) {
+  constexpr int64_t kStoreWork = 4;
+  return team_size(threads, m * n * std::max(k, kStoreWork));
+}
+
 // The same for a recurrence, from the work of one step: its team is forked
 // once for all steps, and meets at a barrier (a few hundred nanoseconds)
 // per step.
