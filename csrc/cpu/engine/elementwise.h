@@ -82,9 +82,8 @@ constexpr int64_t kTransposedUnits = 30;
 
 // Rows of a step from which its products run transposed: from a full
 // panel of rows (32 floats, 16 doubles with AVX-512). Below it the dot
-// products on the weights as they lie are faster (one thread, LSTMCell
-// forward, dot / transposed: float32 B8 H256 96 / 266 us, B16 167 / 267 us,
-// B24 241 / 279 us; float64 B8 211 / 303 us, B16 357 / 298 us).
+// products on the weights as they lie are faster (the A/B is in
+// bench/results/cpu-xeon-avx512.md, "Thresholds of the engine").
 template <typename V>
 constexpr int64_t transposed_step_rows() {
   return Tile<V>::kNR;

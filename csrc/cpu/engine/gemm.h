@@ -172,11 +172,8 @@ void gemm_nn(const GemmNN<typename V::Scalar>& g, int threads) {
   // few_rows_product (B read in place) up to two row tiles, and up to a row
   // block where B's rows are at most 2 KB apart: at 4 KB (float64 H512,
   // float32 H1024 weights) the panels' rows alias in L1 and L2, and packing
-  // wins from 16 rows (single-step backward op, one thread, CPU time,
-  // packed / in place: float32 H1024 B4 8.4-10.0 / 7.0-7.3 ms, B8 9.3-9.8 /
-  // 9.6 ms, B16 10.2-10.5 / 12.9 ms, B64 18.9-21.4 / 30.3 ms; float64 H512
-  // B16 4.2-4.3 / 4.3-4.6 ms, B64 8.5 / 13.0 ms; with rows of 1-2 KB in place
-  // stays ahead: float32 H256 B64 0.96-0.98 / 1.09-1.13 ms).
+  // wins from 16 rows; with rows of 1-2 KB reading in place stays ahead
+  // (bench/results/cpu-xeon-avx512.md, "Thresholds of the engine").
   constexpr int64_t kMaxInPlaceRowBytes = 2048;
   const int64_t M = g.m, N = g.n, K = g.k;
   const bool b_in_place =
