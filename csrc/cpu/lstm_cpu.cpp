@@ -54,6 +54,9 @@ void forward_single_step(const Engine<T>& e, const LayerShape& s, const Tensor& 
                          const Tensor& h0, const LayerWeights& w, ForwardBuffers& buf) {
   const int threads = engine_threads();
   const int64_t B = s.rows, H = s.hidden, P = s.proj;
+  // Nothing to compute; empty tensors may hold null pointers, which the
+  // engine and memcpy must not see.
+  if (B * H == 0) return;
   Tensor hidden = w.w_hr ? at::empty({B, H}, input.options()) : buf.output;
   e.cell_rows({B, H, s.input, P, rows_of<T>(input), rows_of<T>(h0), rows_of<T>(w.w_ih),
                rows_of<T>(w.w_hh), w.bias.data_ptr<T>(), buf.gates.data_ptr<T>(),
