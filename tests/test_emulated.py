@@ -301,6 +301,12 @@ LOW_PRECISION_CASES = {
     "two_unit_blocks": (dict(steps=3, batch=5, input_size=8, hidden=64), True),
     # Several row passes of the persistent Tensor Core kernel.
     "many_rows": (dict(steps=2, batch=130, input_size=4, hidden=32), False),
+    # The persistent Tensor Core kernels' passes of 8 rows (every cut has slices of at
+    # most 8), W_hh past the registers in shared memory (H / 2 > 192 columns a warp).
+    "eight_row_passes": (dict(steps=2, batch=6, input_size=4, hidden=416), True),
+    # Passes of 16 (no cut of 17 rows into slices of at most 8 fits the emulator's 32
+    # blocks at 13 blocks a slice), W_hh past the registers (H > 384).
+    "sixteen_row_passes": (dict(steps=2, batch=17, input_size=4, hidden=416), False),
 }
 VARIANTS_FOR = {
     "tiles": ["step_narrow", "step_wide", "tensor_core", "persistent", "persistent_tensor_core",
@@ -310,6 +316,8 @@ VARIANTS_FOR = {
     "odd_sizes": ["step_narrow", "step_wide", "persistent", "persistent_2d"],
     "many_rows": ["tensor_core", "persistent", "persistent_tensor_core", "persistent_2d"],
     "two_unit_blocks": ["persistent_tensor_core", "persistent_2d"],
+    "eight_row_passes": ["persistent_tensor_core"],
+    "sixteen_row_passes": ["persistent_tensor_core"],
 }
 
 

@@ -113,13 +113,12 @@ int persistent_capacity(PersistentKernel kernel, size_t shared_bytes) {
                  resident_blocks(ForwardPersistent2dKernel<T, 4, false>{}, shared_bytes, device)));
   }
   if constexpr (kHasTensorCoreKernels<T> || std::is_same<T, float>::value) {
+    const auto blocks = [&](auto tag) { return resident_blocks(tag, shared_bytes, device); };
     if (kernel == PersistentKernel::kBackward2dTensorCore) {
-      return resident_blocks(BackwardPersistent2dTensorCoreKernel<T>{}, shared_bytes, device);
+      return tensor_core_capacity<T>(blocks, true);
     }
     if (kernel == PersistentKernel::kForward2dTensorCore) {
-      return std::min(
-          resident_blocks(ForwardPersistent2dTensorCoreKernel<T, true>{}, shared_bytes, device),
-          resident_blocks(ForwardPersistent2dTensorCoreKernel<T, false>{}, shared_bytes, device));
+      return tensor_core_capacity<T>(blocks, false);
     }
   }
   return std::min(resident_blocks(ForwardPersistentKernel<T, true>{}, shared_bytes, device),

@@ -72,9 +72,12 @@ std::vector<Cut> cuts_2d(const StepKernels& kernels, const LayerShape& s, bool b
       last = rows;
       const int blocks = ceil_div(H, units) * ceil_div(B, rows);
       if (blocks > 8 * kernels.multiprocessors()) continue;
-      // Tensor Cores take 16 rows a pass, whatever the slice leaves empty, at
+      if (!tensor_cores && !Persistent2dTile::tiles_units(units, rows)) continue;
+      // Tensor Cores take a whole pass of rows (16, or 8 for half and
+      // bfloat16 slices of at most 8), whatever the slice leaves empty, at
       // about eight times the scalar rate.
-      const int pass_rows = tensor_cores ? 16 * ceil_div(rows, 16) : rows;
+      const int tc_pass = Persistent2dTensorCoreTile::pass_rows<T>(rows);
+      const int pass_rows = tensor_cores ? tc_pass * ceil_div(rows, tc_pass) : rows;
       const double fmas =
           4.0 * units * pass_rows * H / Persistent2dTile::kThreads / (tensor_cores ? 8 : 1);
       const double staging = double(pass_rows) * (backward ? 4 : 1) * H * sizeof(acc_t<T>) / 64.0;
@@ -130,7 +133,7 @@ const char* tensor_cores_refused_persistent(const LayerArgs& a) {
   return nullptr;
 }
 
-// Below this batch a Tensor Core pass of 16 rows is mostly padding: auto
+// Below this batch a Tensor Core pass (8 or 16 rows) is mostly padding: auto
 // keeps the scalar 2-D kernel there.
 constexpr int64_t kTensorCoreMinBatch = 4;
 

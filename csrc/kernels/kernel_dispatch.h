@@ -6,6 +6,7 @@
 // Host code only, free of CUDA headers.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -90,13 +91,17 @@ void dispatch_persistent_forward_2d(const PersistentForwardParams<T>& p, bool sa
                                     Launch&& launch) {
   if constexpr (kHasTensorCoreKernels<T> || std::is_same<T, float>::value) {
     if (p.tensor_cores) {
-      const LaunchConfig c{(unsigned)ceil_div(p.hidden, Persistent2dTensorCoreTile::kUnits),
-                           (unsigned)ceil_div(p.batch, p.slice_rows),
-                           Persistent2dTensorCoreTile::kThreads,
-                           Persistent2dTensorCoreTile::forward_bytes<T>(p.hidden, p.slice_rows),
-                           true};
-      BOOL_SWITCH(save, kSave,
-                  [&] { launch(c, ForwardPersistent2dTensorCoreKernel<T, kSave>{}, p); });
+      using Tile = Persistent2dTensorCoreTile;
+      const LaunchConfig c{(unsigned)ceil_div(p.hidden, Tile::kUnits),
+                           (unsigned)ceil_div(p.batch, p.slice_rows), Tile::kThreads,
+                           Tile::forward_bytes<T>(p.hidden, p.slice_rows), true};
+      BOOL_SWITCH(save, kSave, [&] {
+        if (Tile::pass_rows<T>(p.slice_rows) == Tile::kRows) {
+          launch(c, ForwardPersistent2dTensorCoreKernel<T, Tile::kRows, kSave>{}, p);
+        } else if constexpr (kHasTensorCoreKernels<T>) {
+          launch(c, ForwardPersistent2dTensorCoreKernel<T, Tile::kSmallRows, kSave>{}, p);
+        }
+      });
       return;
     }
   }
@@ -128,12 +133,15 @@ template <typename T, typename Launch>
 void dispatch_persistent_backward_2d(const PersistentBackwardParams<T>& p, Launch&& launch) {
   if constexpr (kHasTensorCoreKernels<T> || std::is_same<T, float>::value) {
     if (p.tensor_cores) {
-      const LaunchConfig c{(unsigned)ceil_div(p.hidden, Persistent2dTensorCoreTile::kUnits),
-                           (unsigned)ceil_div(p.batch, p.slice_rows),
-                           Persistent2dTensorCoreTile::kThreads,
-                           Persistent2dTensorCoreTile::backward_bytes<T>(p.hidden, p.slice_rows),
-                           true};
-      launch(c, BackwardPersistent2dTensorCoreKernel<T>{}, p);
+      using Tile = Persistent2dTensorCoreTile;
+      const LaunchConfig c{(unsigned)ceil_div(p.hidden, Tile::kUnits),
+                           (unsigned)ceil_div(p.batch, p.slice_rows), Tile::kThreads,
+                           Tile::backward_bytes<T>(p.hidden, p.slice_rows), true};
+      if (Tile::pass_rows<T>(p.slice_rows) == Tile::kRows) {
+        launch(c, BackwardPersistent2dTensorCoreKernel<T, Tile::kRows>{}, p);
+      } else if constexpr (kHasTensorCoreKernels<T>) {
+        launch(c, BackwardPersistent2dTensorCoreKernel<T, Tile::kSmallRows>{}, p);
+      }
       return;
     }
   }
@@ -155,6 +163,28 @@ void dispatch_persistent_backward(const PersistentBackwardParams<T>& p, Launch&&
                            sizeof(acc_t<T>),
                        true};
   launch(c, BackwardPersistentKernel<T>{}, p);
+}
+
+// The fewest blocks any Tensor Core 2-D instance of T keeps resident, by
+// `blocks(tag)`: the plan's capacity query holds for every pass size.
+template <typename T, typename Blocks>
+int tensor_core_capacity(Blocks&& blocks, bool backward) {
+  using Tile = Persistent2dTensorCoreTile;
+  int most = 0;
+  if (backward) {
+    most = blocks(BackwardPersistent2dTensorCoreKernel<T, Tile::kRows>{});
+    if constexpr (kHasTensorCoreKernels<T>) {
+      most = std::min(most, blocks(BackwardPersistent2dTensorCoreKernel<T, Tile::kSmallRows>{}));
+    }
+    return most;
+  }
+  most = std::min(blocks(ForwardPersistent2dTensorCoreKernel<T, Tile::kRows, true>{}),
+                  blocks(ForwardPersistent2dTensorCoreKernel<T, Tile::kRows, false>{}));
+  if constexpr (kHasTensorCoreKernels<T>) {
+    most = std::min({most, blocks(ForwardPersistent2dTensorCoreKernel<T, Tile::kSmallRows, true>{}),
+                     blocks(ForwardPersistent2dTensorCoreKernel<T, Tile::kSmallRows, false>{})});
+  }
+  return most;
 }
 
 // x: [n] -> sigmoid(x), tanh(x) as the kernels compute them (a test hook).

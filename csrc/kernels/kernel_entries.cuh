@@ -29,13 +29,13 @@ template <typename T, int R>
 auto kernel_entry(BackwardPersistent2dKernel<T, R>) {
   return &lstm_backward_persistent2d<T, R>;
 }
-template <typename T, bool S>
-auto kernel_entry(ForwardPersistent2dTensorCoreKernel<T, S>) {
-  return &lstm_forward_persistent2d_tensor_core<T, S>;
+template <typename T, int P, bool S>
+auto kernel_entry(ForwardPersistent2dTensorCoreKernel<T, P, S>) {
+  return &lstm_forward_persistent2d_tensor_core<T, P, S>;
 }
-template <typename T>
-auto kernel_entry(BackwardPersistent2dTensorCoreKernel<T>) {
-  return &lstm_backward_persistent2d_tensor_core<T>;
+template <typename T, int P>
+auto kernel_entry(BackwardPersistent2dTensorCoreKernel<T, P>) {
+  return &lstm_backward_persistent2d_tensor_core<T, P>;
 }
 template <typename T>
 auto kernel_entry(GateActivationsKernel<T>) { return &gate_activations<T>; }

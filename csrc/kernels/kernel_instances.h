@@ -28,9 +28,9 @@ template <typename T>
 struct BackwardPersistentKernel {};
 template <typename T, int kRowsPerThread>
 struct BackwardPersistent2dKernel {};
-template <typename T, bool kSave>
+template <typename T, int kPass, bool kSave>
 struct ForwardPersistent2dTensorCoreKernel {};
-template <typename T>
+template <typename T, int kPass>
 struct BackwardPersistent2dTensorCoreKernel {};
 template <typename T>
 struct GateActivationsKernel {};
@@ -86,13 +86,13 @@ template <typename T, int R>
 std::string name_expression(BackwardPersistent2dKernel<T, R>) {
   return instance_name<T>("lstm_backward_persistent2d", ", " + std::to_string(R));
 }
-template <typename T, bool S>
-std::string name_expression(ForwardPersistent2dTensorCoreKernel<T, S>) {
-  return instance_name<T>("lstm_forward_persistent2d_tensor_core", flag(S));
+template <typename T, int P, bool S>
+std::string name_expression(ForwardPersistent2dTensorCoreKernel<T, P, S>) {
+  return instance_name<T>("lstm_forward_persistent2d_tensor_core", ", " + std::to_string(P) + flag(S));
 }
-template <typename T>
-std::string name_expression(BackwardPersistent2dTensorCoreKernel<T>) {
-  return instance_name<T>("lstm_backward_persistent2d_tensor_core");
+template <typename T, int P>
+std::string name_expression(BackwardPersistent2dTensorCoreKernel<T, P>) {
+  return instance_name<T>("lstm_backward_persistent2d_tensor_core", ", " + std::to_string(P));
 }
 template <typename T>
 std::string name_expression(GateActivationsKernel<T>) {

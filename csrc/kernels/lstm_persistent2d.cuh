@@ -16,9 +16,9 @@
 // the gate gradients of its units and rows, a publish, and once every block
 // of the slice has published, dL/dh_{t-1} of its units from the slice's
 // dgates. Threads: a group of
-// `split` lanes per (unit, kRows rows) tile shares the columns of the dot
-// products and sums them by a fixed butterfly: deterministic, no atomics in
-// any sum.
+// `split` lanes per register tile (kRows rows x kUnitTile units, the units
+// U / kUnitTile apart) shares the columns of the dot products and sums them
+// by a fixed butterfly: deterministic, no atomics in any sum.
 #pragma once
 
 #include "kernel_prelude.cuh"
@@ -32,6 +32,10 @@
 #include "step_params.h"
 
 namespace fastlstm {
+
+// Units of a thread's register tile, with kRows rows.
+template <int kRows>
+constexpr int kUnitTile = Persistent2dTile::units_per_thread(kRows);
 
 // Rows [r0, r0 + rows) of h_{t-1}, columns [k0, k0 + width), into the staging
 // tile (acc type, rows padded by one against bank conflicts).
@@ -77,12 +81,14 @@ __device__ __forceinline__ void slice_pass(const PersistentForwardParams<T>& p,
                                            const ScheduledStep& step, const SplitLayout& lay,
                                            int first_row, int rows, const T* w_slice,
                                            acc_t<T>* h_stage, acc_t<T>* c_slice,
-                                           acc_t<T> (&pre)[kRows][kNumGates]) {
+                                           acc_t<T> (&pre)[kRows][kUnitTile<kRows>][kNumGates]) {
   using Acc = acc_t<T>;
-  const int H = p.hidden, U = p.units, r0 = blockIdx.y * p.slice_rows + first_row;
+  constexpr int kUnits = kUnitTile<kRows>;
+  const int H = p.hidden, U = p.units, apart = U / kUnits;
+  const int r0 = blockIdx.y * p.slice_rows + first_row;
   const int cols = Persistent2dTile::stage_cols(H, Persistent2dTile::pass_rows(U, p.slice_rows));
-  const int stride = cols + 1, mine = lay.row * kRows, j = blockIdx.x * U + lay.unit;
-  Acc acc[kRows][kNumGates] = {};
+  const int stride = cols + 1, mine = lay.row * kRows;
+  Acc acc[kRows][kUnits][kNumGates] = {};
   for (int k0 = 0; k0 < H; k0 += cols) {
     const int width = min(cols, H - k0);
     stage_slice_hidden(p, step, r0, rows, k0, width, stride, h_stage);
@@ -90,22 +96,38 @@ __device__ __forceinline__ void slice_pass(const PersistentForwardParams<T>& p,
     if (lay.active) {
       const T* w = w_slice + (size_t)lay.unit * H + k0;
       for (int kk = lay.part; kk < width; kk += lay.split) {
-        Acc wv[kNumGates];
-        for (int g = 0; g < kNumGates; ++g) wv[g] = to_acc(w[(size_t)g * U * H + kk]);
+        Acc wv[kUnits][kNumGates];
+        #pragma unroll
+        for (int q = 0; q < kUnits; ++q) {
+          #pragma unroll
+          for (int g = 0; g < kNumGates; ++g) wv[q][g] = to_acc(w[(size_t)(g * U + q * apart) * H + kk]);
+        }
+        #pragma unroll
         for (int i = 0; i < kRows; ++i) {
           const Acc hv = mine + i < rows ? h_stage[(mine + i) * stride + kk] : Acc(0);
-          for (int g = 0; g < kNumGates; ++g) acc[i][g] += wv[g] * hv;
+          #pragma unroll
+          for (int q = 0; q < kUnits; ++q) {
+            #pragma unroll
+            for (int g = 0; g < kNumGates; ++g) acc[i][q][g] += wv[q][g] * hv;
+          }
         }
       }
     }
     __syncthreads();  // the next pass overwrites the staging tile
   }
+  #pragma unroll
   for (int i = 0; i < kRows; ++i) {
-    for (int g = 0; g < kNumGates; ++g) acc[i][g] = sum_over_split(acc[i][g], lay.split);
-    if (lay.active && lay.part == 0 && j < H && mine + i < rows) {
-      for (int g = 0; g < kNumGates; ++g) pre[i][g] += acc[i][g];
-      finish_persistent_cell<T, kSaveWorkspace>(p, step, r0 + mine + i, j, pre[i],
-                                                c_slice[(first_row + mine + i) * U + lay.unit]);
+    #pragma unroll
+    for (int q = 0; q < kUnits; ++q) {
+      #pragma unroll
+      for (int g = 0; g < kNumGates; ++g) acc[i][q][g] = sum_over_split(acc[i][q][g], lay.split);
+      const int unit = lay.unit + q * apart, j = blockIdx.x * U + unit;
+      if (lay.active && lay.part == 0 && j < H && mine + i < rows) {
+        #pragma unroll
+        for (int g = 0; g < kNumGates; ++g) pre[i][q][g] += acc[i][q][g];
+        finish_persistent_cell<T, kSaveWorkspace>(p, step, r0 + mine + i, j, pre[i][q],
+                                                  c_slice[(first_row + mine + i) * U + unit]);
+      }
     }
   }
 }
@@ -116,12 +138,17 @@ template <typename T, int kRows>
 __device__ __forceinline__ void load_pass_pre_x(const PersistentForwardParams<T>& p,
                                                 const ScheduledStep& step, const SplitLayout& lay,
                                                 int first_row, int rows,
-                                                acc_t<T> (&pre)[kRows][kNumGates]) {
-  const int j = blockIdx.x * p.units + lay.unit, mine = lay.row * kRows;
-  const int r0 = blockIdx.y * p.slice_rows + first_row;
+                                                acc_t<T> (&pre)[kRows][kUnitTile<kRows>][kNumGates]) {
+  constexpr int kUnits = kUnitTile<kRows>;
+  const int mine = lay.row * kRows, r0 = blockIdx.y * p.slice_rows + first_row;
+  #pragma unroll
   for (int i = 0; i < kRows; ++i) {
-    if (lay.active && lay.part == 0 && j < p.hidden && mine + i < rows) {
-      load_pre_x(p, step, r0 + mine + i, j, pre[i]);
+    #pragma unroll
+    for (int q = 0; q < kUnits; ++q) {
+      const int j = blockIdx.x * p.units + lay.unit + q * (p.units / kUnits);
+      if (lay.active && lay.part == 0 && j < p.hidden && mine + i < rows) {
+        load_pre_x(p, step, r0 + mine + i, j, pre[i][q]);
+      }
     }
   }
 }
@@ -142,7 +169,8 @@ lstm_forward_persistent2d(PersistentForwardParams<T> p) {
 
   const int tid = threadIdx.x, j0 = blockIdx.x * U, r0 = blockIdx.y * BS;
   int* counter = p.step_counters + blockIdx.y;
-  const SplitLayout lay = split_layout(U, (pass + kRows - 1) / kRows, tid);  // lay.row: kRows rows
+  const SplitLayout lay =  // lay.row: kRows rows; lay.unit: kUnitTile units, U / kUnitTile apart
+      split_layout(U / kUnitTile<kRows>, (pass + kRows - 1) / kRows, tid);
   for (int e = tid; e < 4 * U * H; e += kThreads) {
     const int r = e / H, k = e % H, unit = j0 + r % U;
     w_slice[e] = unit < H ? p.w_hh[(size_t)((r / U) * H + unit) * H + k] : from_acc<T>(Acc(0));
@@ -156,7 +184,7 @@ lstm_forward_persistent2d(PersistentForwardParams<T> p) {
   for (int k = p.k_begin; k < p.k_end; ++k) {
     const ScheduledStep step = scheduled_step(p.sched, k);
     const int rows = min(BS, step.rows - r0);  // of this slice, at this step
-    Acc pre[kRows][kNumGates];
+    Acc pre[kRows][kUnitTile<kRows>][kNumGates];
     load_pass_pre_x(p, step, lay, 0, min(pass, rows), pre);  // before the wait
     wait_for_slice(counter, k - p.k_begin, gridDim.x);
     for (int first = 0; first < rows; first += pass) {
@@ -186,7 +214,9 @@ __device__ __forceinline__ void slice_dh_pass(const PersistentBackwardParams<T>&
   const int cols = Persistent2dTile::stage_cols(depth, Persistent2dTile::pass_rows(U, p.slice_rows));
   const int stride = cols + 1, mine = lay.row * kRows, j0 = blockIdx.x * U;
   const T* dgates_step = p.dgates + (size_t)step.offset * depth;
-  Acc acc[kRows] = {};
+  constexpr int kUnits = kUnitTile<kRows>;
+  const int apart = U / kUnits;
+  Acc acc[kRows][kUnits] = {};
   for (int n0 = 0; n0 < depth; n0 += cols) {
     const int width = min(cols, depth - n0);
     for (int e = threadIdx.x; e < rows * width; e += blockDim.x) {
@@ -197,19 +227,29 @@ __device__ __forceinline__ void slice_dh_pass(const PersistentBackwardParams<T>&
     if (lay.active) {
       const T* w = w_slice + (size_t)lay.unit * depth + n0;
       for (int nn = lay.part; nn < width; nn += lay.split) {
-        const Acc wv = to_acc(w[nn]);
+        Acc wv[kUnits];
+        #pragma unroll
+        for (int q = 0; q < kUnits; ++q) wv[q] = to_acc(w[(size_t)q * apart * depth + nn]);
+        #pragma unroll
         for (int i = 0; i < kRows; ++i) {
-          if (mine + i < rows) acc[i] += dg_stage[(mine + i) * stride + nn] * wv;
+          const Acc dg = mine + i < rows ? dg_stage[(mine + i) * stride + nn] : Acc(0);
+          #pragma unroll
+          for (int q = 0; q < kUnits; ++q) acc[i][q] += dg * wv[q];
         }
       }
     }
     __syncthreads();  // the next pass overwrites the staging tile
   }
+  #pragma unroll
   for (int i = 0; i < kRows; ++i) {
-    acc[i] = sum_over_split(acc[i], lay.split);
-    if (lay.active && lay.part == 0 && j0 + lay.unit < H && mine + i < rows) {
-      finish_unit_dh(p, step, r0 + mine + i, first_row + mine + i, lay.unit, j0, acc[i],
-                     dh_units);
+    #pragma unroll
+    for (int q = 0; q < kUnits; ++q) {
+      acc[i][q] = sum_over_split(acc[i][q], lay.split);
+      const int unit = lay.unit + q * apart;
+      if (lay.active && lay.part == 0 && j0 + unit < H && mine + i < rows) {
+        finish_unit_dh(p, step, r0 + mine + i, first_row + mine + i, unit, j0, acc[i][q],
+                       dh_units);
+      }
     }
   }
 }
@@ -231,7 +271,7 @@ lstm_backward_persistent2d(PersistentBackwardParams<T> p) {
 
   const int tid = threadIdx.x, j0 = blockIdx.x * U, r0 = blockIdx.y * BS;
   int* counter = p.step_counters + blockIdx.y;
-  const SplitLayout lay = split_layout(U, (pass + kRows - 1) / kRows, tid);
+  const SplitLayout lay = split_layout(U / kUnitTile<kRows>, (pass + kRows - 1) / kRows, tid);
   for (int e = tid; e < U * depth; e += kThreads) {
     const int u = e / depth, n = e % depth, j = j0 + u;
     w_slice[e] = j < H ? p.w_hh[(size_t)n * H + j] : from_acc<T>(Acc(0));

@@ -112,18 +112,30 @@ struct DeviceSchedule {
 // Tiles of the 2-D persistent kernels (lstm_persistent2d.cuh): block (x, y)
 // owns `units` hidden units (all four gate rows of each, W_hh's rows of them
 // in shared memory in the storage type) for `slice_rows` batch rows; a
-// thread computes all four gates of one unit for rows_per_thread rows, a
-// group of lanes sharing the columns, and a step takes as many passes over
-// the slice's rows as the threads need.
+// thread computes all four gates of units_per_thread units for
+// rows_per_thread rows, a group of lanes sharing the columns, and a step
+// takes as many passes over the slice's rows as the threads need.
 struct Persistent2dTile {
   static constexpr int kThreads = 256;
   static constexpr int kStageElems = 8192;  // h of a pass's rows, columns staged per pass
   static FASTLSTM_TILE_FN int rows_per_thread(int units, int slice_rows) {
     return units * slice_rows <= kThreads ? 1 : 4;
   }
+  // Where a thread takes several rows it takes two units too (a register
+  // tile of 4 rows x 2 units x 4 gates): each h value it loads serves 8 gate
+  // rows, each weight 4 batch rows.
+  static FASTLSTM_TILE_FN int units_per_thread(int rows_per_thread) {
+    return rows_per_thread > 1 ? 2 : 1;
+  }
+  // Whether the block's units fill whole register tiles (the planner's cuts
+  // keep to these).
+  static FASTLSTM_TILE_FN bool tiles_units(int units, int slice_rows) {
+    return units % units_per_thread(rows_per_thread(units, slice_rows)) == 0;
+  }
   // Rows of the slice one pass covers.
   static FASTLSTM_TILE_FN int pass_rows(int units, int slice_rows) {
-    const int rows = kThreads / units * rows_per_thread(units, slice_rows);
+    const int per_thread = rows_per_thread(units, slice_rows);
+    const int rows = kThreads / (units / units_per_thread(per_thread)) * per_thread;
     return rows < slice_rows ? rows : slice_rows;
   }
   static FASTLSTM_TILE_FN int stage_cols(int hidden, int rows) {
@@ -153,60 +165,85 @@ struct Persistent2dTile {
   }
 };
 
-// The 2-D persistent forward on Tensor Cores (lstm_persistent2d_tensor_core.cuh):
-// a block owns 32 units, whose 128 gate rows are 8 tiles of 16, one a warp;
-// each warp holds its tile of W_hh in WMMA fragments for the whole sequence,
-// kRegisterTiles k-tiles of it in registers and the rest in shared memory.
-// The batch goes through in passes of 16 rows (a 16 x 16 x k product).
-// Multiplicands: half, bfloat16, or float as TF32 (k = 8 a tile).
+// The 2-D persistent kernels on Tensor Cores (lstm_persistent2d_tensor_core.cuh):
+// a block owns 32 units (128 gate rows) and takes its batch slice in passes of
+// 16 rows (m16n16k16; TF32 m16n16k8), or, for half and bfloat16 slices of at
+// most 8 rows, of 8 (forward m32n8k16, backward m8n32k16: half the padding).
+// Each warp holds its share of W_hh in WMMA fragments for the whole sequence,
+// register_tiles(pass) k-tiles of it in registers and the rest in shared
+// memory. With passes of 8, a warp's tile is twice as tall (or wide), so the
+// 8 warps split the k range in k_parts(pass) parts, whose partial products
+// add in a fixed order. Multiplicands: half, bfloat16, or float as TF32.
 struct Persistent2dTensorCoreTile {
   static constexpr int kThreads = 256;
+  static constexpr int kWarps = kThreads / 32;
   static constexpr int kUnits = 32;
   static constexpr int kGateRows = 4 * kUnits;
-  static constexpr int kRows = 16;  // batch rows a pass
-  static constexpr int kRegisterTiles = 24;
+  static constexpr int kRows = 16;        // most batch rows a pass
+  static constexpr int kSmallRows = 8;    // a pass of the small-batch tiles
+  static constexpr int kRegisterTiles = 24;  // of 16 x 16 (TF32 16 x 8) a warp
   template <typename T>
   static FASTLSTM_TILE_FN int tile_k() { return sizeof(T) == 2 ? 16 : 8; }
+  // Rows a pass for a slice: 8 where half or bfloat16 slices have at most 8.
   template <typename T>
-  static FASTLSTM_TILE_FN int register_columns(int hidden) {
-    return hidden < kRegisterTiles * tile_k<T>() ? hidden : kRegisterTiles * tile_k<T>();
+  static FASTLSTM_TILE_FN int pass_rows(int slice_rows) {
+    return sizeof(T) == 2 && slice_rows <= kSmallRows ? kSmallRows : kRows;
+  }
+  static FASTLSTM_TILE_FN int k_parts(int pass) { return kRows / pass; }
+  static FASTLSTM_TILE_FN int register_tiles(int pass) { return kRegisterTiles * pass / kRows; }
+  // Columns of a warp's k part held in registers.
+  template <typename T>
+  static FASTLSTM_TILE_FN int register_columns(int hidden, int pass) {
+    const int part = hidden / k_parts(pass), most = register_tiles(pass) * tile_k<T>();
+    return part < most ? part : most;
+  }
+  template <typename T>
+  static FASTLSTM_TILE_FN int rest_columns(int hidden, int pass) {
+    return hidden / k_parts(pass) - register_columns<T>(hidden, pass);
   }
   // A row of a multiplicand in shared memory: padded by 16 bytes, so that
   // tiles stay 32-byte aligned and their rows fall on other banks.
   template <typename T>
   static FASTLSTM_TILE_FN int stride(int columns) { return columns + 16 / (int)sizeof(T); }
   static FASTLSTM_TILE_FN size_t aligned(size_t bytes) { return (bytes + 31) / 32 * 32; }
+  // The forward's W_hh past the registers: [k parts][128 gate rows][rest].
   template <typename T>
-  static FASTLSTM_TILE_FN size_t rest_bytes(int hidden) {
-    const int rest = hidden - register_columns<T>(hidden);
-    return rest > 0 ? aligned((size_t)kGateRows * stride<T>(rest) * sizeof(T)) : 0;
+  static FASTLSTM_TILE_FN size_t rest_bytes(int hidden, int pass) {
+    const int rest = rest_columns<T>(hidden, pass);
+    return rest > 0 ? aligned((size_t)k_parts(pass) * kGateRows * stride<T>(rest) * sizeof(T))
+                    : 0;
   }
   template <typename T>
-  static FASTLSTM_TILE_FN size_t stage_bytes(int hidden) {
-    return aligned((size_t)kRows * stride<T>(hidden) * sizeof(T));
+  static FASTLSTM_TILE_FN size_t stage_bytes(int hidden, int pass) {
+    return aligned((size_t)pass * stride<T>(hidden) * sizeof(T));
   }
+  // The forward's gate tile, [k parts][128][pass], and the backward's
+  // partial sums, [8 warps][pass x units a warp]: 8 KiB at either pass.
   static constexpr size_t kGateTileBytes = (size_t)kGateRows * kRows * sizeof(float);
+  static constexpr size_t kPartialBytes = (size_t)kWarps * 16 * 16 * sizeof(float);
   // Dynamic shared memory: W_hh's columns past the registers, the staged h,
   // the gate tile, the slice's cells.
   template <typename T>
   static FASTLSTM_TILE_FN size_t forward_bytes(int hidden, int slice_rows) {
-    return rest_bytes<T>(hidden) + stage_bytes<T>(hidden) + kGateTileBytes +
+    const int pass = pass_rows<T>(slice_rows);
+    return rest_bytes<T>(hidden, pass) + stage_bytes<T>(hidden, pass) + kGateTileBytes +
            (size_t)slice_rows * kUnits * sizeof(float);
   }
-  // The backward: warp w holds 16 of the 32 units' columns of W_hh (w % 2)
-  // over a quarter of its 4H rows (w / 2), so each quarter's rows past the
-  // registers sit in shared memory; then the staged dgates (4H a row), the
-  // eight warps' partial sums, the slice's dL/dh and dL/dc.
+  // The backward: W_hh's 4H rows of the block's units fall in 4 k_parts
+  // parts; a part's rows past the registers sit in shared memory,
+  // [parts][rest][32 units]; then the staged dgates (4H a row), the eight
+  // warps' partial sums, the slice's dL/dh and dL/dc.
   template <typename T>
-  static FASTLSTM_TILE_FN size_t backward_rest_bytes(int hidden) {
-    const int rest = hidden - register_columns<T>(hidden);
-    return rest > 0 ? aligned((size_t)4 * rest * stride<T>(kUnits) * sizeof(T)) : 0;
+  static FASTLSTM_TILE_FN size_t backward_rest_bytes(int hidden, int pass) {
+    const int rest = rest_columns<T>(hidden, pass);
+    return rest > 0 ? aligned((size_t)4 * k_parts(pass) * rest * stride<T>(kUnits) * sizeof(T))
+                    : 0;
   }
-  static constexpr size_t kPartialBytes = (size_t)8 * 16 * 16 * sizeof(float);
   template <typename T>
   static FASTLSTM_TILE_FN size_t backward_bytes(int hidden, int slice_rows) {
-    return backward_rest_bytes<T>(hidden) + stage_bytes<T>(4 * hidden) + kPartialBytes +
-           (size_t)2 * slice_rows * kUnits * sizeof(float);
+    const int pass = pass_rows<T>(slice_rows);
+    return backward_rest_bytes<T>(hidden, pass) + stage_bytes<T>(4 * hidden, pass) +
+           kPartialBytes + (size_t)2 * slice_rows * kUnits * sizeof(float);
   }
 };
 

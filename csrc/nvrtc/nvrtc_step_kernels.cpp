@@ -164,13 +164,12 @@ class NvrtcStepKernels final : public DispatchedStepKernels<NvrtcStepKernels> {
                                    blocks(ForwardPersistent2dKernel<T, 4, false>{})));
         case PersistentKernel::kForward2dTensorCore:
           if constexpr (kHasTensorCoreKernels<T> || std::is_same_v<T, float>) {
-            return std::min(blocks(ForwardPersistent2dTensorCoreKernel<T, true>{}),
-                            blocks(ForwardPersistent2dTensorCoreKernel<T, false>{}));
+            return tensor_core_capacity<T>(blocks, false);
           }
           return 0;
         case PersistentKernel::kBackward2dTensorCore:
           if constexpr (kHasTensorCoreKernels<T> || std::is_same_v<T, float>) {
-            return blocks(BackwardPersistent2dTensorCoreKernel<T>{});
+            return tensor_core_capacity<T>(blocks, true);
           }
           return 0;
         default:
