@@ -138,12 +138,27 @@ class Design:
     has run yet, so these are priors, not fits; the GPU run checks them."""
     fma_efficiency: float = 0.75      # register-tiled FMA loops (cuBLAS SGEMM's main loop ~0.8)
     tensor_efficiency: float = 0.5    # mma.sync of the peak (the datasheet peak assumes wgmma)
-    weight_register_kb: int = 128     # half of the register file holds W_hh
-    threads: int = 512
-    units_per_thread: int = 2         # register tile: 4 gates x 2 units x up to 4 rows
-    rows_per_thread: int = 4
+    # The built Tensor Core kernels hold 24 fragments of W_hh a warp (16 x 16
+    # half, 16 x 8 TF32: 768 bytes a fragment), 8 warps; the scalar ones keep
+    # W_hh in shared memory only.
+    weight_register_kb: int = 96
+    threads: int = 256                # the built 2-D kernels' blocks
+    units_per_thread: int = 2         # the scalar wide tile: 4 gates x 2 units x 4 rows,
+    rows_per_thread: int = 4          # where units x rows exceed the block's threads
     cvt_per_clk: int = 64             # half/bfloat16 -> float conversions per SM per clock
     cluster_sync_us: float = 0.25     # cluster barrier + DSMEM exchange (Hopper microbenchmarks)
+    # An LSTMCell call's host work on the built glue: measured by
+    # `python bench/glue_host_cost.py` (B1 H8, the glue with launches that do
+    # nothing, Xeon, 1 thread), plus priors for the module's Python call and
+    # the CPU time of each kernel launch (forward: input GEMM, bias add, step
+    # kernel; backward adds its step kernel, 3 GEMMs and the bias sum).
+    cell_glue_fwd_us: float = 6.4
+    cell_glue_fwdbwd_us: float = 34.7
+    cell_python_fwd_us: float = 8.0
+    cell_python_fwdbwd_us: float = 20.0
+    driver_launch_us: float = 2.5
+    cell_launches_fwd: int = 3
+    cell_launches_fwdbwd: int = 8
     block_barrier_us: float = 0.03
     mufu_per_cell_fwd: int = 8        # exp2 + rcp for 3 sigmoids, 2 tanh
     mufu_per_cell_bwd: int = 2
@@ -559,38 +574,53 @@ class BlockStep:
         return max(parts, key=parts.get)
 
 
-def weight_split(dev, design, weight_bytes, staged_bytes):
+def weight_split(dev, design, weight_bytes, staged_bytes, registers):
     """(bytes in registers, bytes in shared memory), or None where W does not fit on chip."""
-    in_regs = min(weight_bytes, design.weight_register_kb * KB)
+    in_regs = min(weight_bytes, design.weight_register_kb * KB) if registers else 0
     in_smem = weight_bytes - in_regs
     room = dev.smem_per_block_kb * KB - staged_bytes - design.misc_smem_kb * KB
     return (in_regs, in_smem) if in_smem <= room else None
 
 
+def scalar_tile(design, units, batch_slice):
+    """(units, rows) of a thread's register tile, as Persistent2dTile::
+    rows_per_thread picks it: 2 x 4 where the block's units pair up and the
+    tiles (4 rows apart) give at least 4 warps of lanes, else 1 x 1."""
+    ru, rb = design.units_per_thread, design.rows_per_thread
+    wide = (batch_slice >= 2 and units % ru == 0
+            and units // ru * math.ceil(batch_slice / rb) >= 4)
+    return (ru, rb) if wide else (1, 1)
+
+
 def scalar_compute(dev, c, design, macs, dtype, weight_bytes, weight_smem, batch_slice, units):
-    """Register-tiled FMAs: each shared h value serves 4 x units_per_thread
-    FMAs, each shared W value (the part not in registers) serves the rows of
-    the tile; half/bfloat16 convert W and h to float once per step."""
-    ru = min(design.units_per_thread, units)
-    rb = min(design.rows_per_thread, batch_slice)
-    fma = macs / (fma_per_sm_second(dev, dtype) * design.fma_efficiency)
+    """Register-tiled FMAs as built (scalar_tile): each shared h value serves
+    4 x units FMAs of the tile, each shared W value its rows; a tile's rows
+    past the slice still cost their FMAs; lanes split the columns 32 at most,
+    so a block with fewer tiles than 4 warps leaves FMA lanes idle;
+    half/bfloat16 convert W and h to float once per step."""
+    ru, rb = scalar_tile(design, units, batch_slice)
+    tiles = math.ceil(units / ru) * math.ceil(batch_slice / rb)
+    lanes = min(design.threads, 32 * tiles)
+    executed = macs * rb * math.ceil(batch_slice / rb) / batch_slice
+    fma = executed / (fma_per_sm_second(dev, dtype) * design.fma_efficiency) * max(1.0, 128 / lanes)
     smem_bytes = macs / (4 * ru) * acc_bytes(dtype)
     if weight_bytes:
-        smem_bytes += macs * (weight_smem / weight_bytes) / rb * STORAGE_BYTES[dtype]
+        smem_bytes += macs * (weight_smem / weight_bytes) / min(rb, batch_slice) * STORAGE_BYTES[dtype]
     smem = smem_seconds(dev, c, smem_bytes / dev.smem_bytes_per_clk)
     convert = 0.0
     if is_half(dtype):
         elements = weight_bytes / STORAGE_BYTES[dtype] + macs / (4 * units)
         convert = elements / (design.cvt_per_clk * dev.clock_hz)
-    tiles = math.ceil(units / ru) * math.ceil(batch_slice / rb)
     return max(fma, smem) + convert, max(design.threads // tiles, 1)
 
 
 def tensor_compute(dev, c, design, rows, depth, batch_slice, tc_type, weight_smem, elem_bytes):
-    """mma.sync with the gate rows (forward) or units (backward) as M, padded
-    to 16, and the batch slice as N, padded to 8; W fragments from registers,
-    the rest through ldmatrix from shared memory, h fragments from shared memory."""
-    m, n = 16 * math.ceil(rows / 16), 8 * math.ceil(batch_slice / 8)
+    """WMMA with the gate rows (forward) or units (backward) as M, padded to
+    16, and the batch slice as N in passes of 16 rows, or of 8 for half and
+    bfloat16 slices of at most 8 (m32n8k16 / m8n32k16); W fragments from
+    registers, the rest from shared memory, h fragments from shared memory."""
+    pass_rows = 8 if tc_type in ("float16", "bfloat16") and batch_slice <= 8 else 16
+    m, n = 16 * math.ceil(rows / 16), pass_rows * math.ceil(batch_slice / pass_rows)
     rate = dev.tensor_tflops[tc_type] * 1e12 / 2 / dev.sms * design.tensor_efficiency
     mma = m * depth * n / rate
     smem = smem_seconds(dev, c, (weight_smem + n * depth * elem_bytes) / dev.smem_bytes_per_clk)
@@ -619,7 +649,8 @@ def block_step(dev, c, design, *, units, batch_slice, blocks, hidden, dtype, eng
     weight_bytes = 4 * units * hidden * w_elem
     in_depth = 4 * hidden if backward else hidden            # columns of what is broadcast
     staged = batch_slice * in_depth * sb
-    split = weight_split(dev, design, weight_bytes, min(staged, design.stage_kb * KB))
+    split = weight_split(dev, design, weight_bytes, min(staged, design.stage_kb * KB),
+                         registers=tc is not None)
     if split is None:
         return None
     _, w_smem = split
@@ -707,6 +738,10 @@ def small_hidden_steps(dev, c, design, hidden, batch, dtype, tf32, backward, eng
 
 
 NEW_VARIANTS = ("persistent2d", "persistent2d_tensor_core", "small_hidden")
+# What the kernels built run (small_hidden, h kept in shared memory or a
+# cluster's DSMEM, is a design only: small H runs on persistent2d with one or
+# a few blocks a batch slice, handshaking through L2).
+BUILT_VARIANTS = ("persistent2d", "persistent2d_tensor_core")
 NEW_STEP_CONFIGS = {
     "persistent2d": (persistent2d_steps, ("scalar",)),
     "persistent2d_tensor_core": (persistent2d_steps, ("tensor",)),
@@ -833,47 +868,39 @@ def lstm_call(dev, c, design, variant, shape, dtype, tf32, mode):
 
 
 def cell_call(dev, c, design, variant, shape, dtype, tf32, mode):
-    """T calls of an LSTMCell. The old path is one layer op with one step (the
-    bias summed in Python first, h_n gathered after); the new one, `cell_fused`,
-    one kernel per call forward ([x | h] times [W_ih | W_hh]ᵀ, bias and cell,
-    W read from L2) and one fused backward kernel plus one weight-gradient GEMM.
-    Both pay the host work per call (fitted on the old path)."""
+    """T calls of an LSTMCell, each a layer op with one step (the step
+    kernels, never a persistent launch for one step) and its host work. The
+    old path summed the bias in Python, ran a Python autograd function and
+    gathered h_n after, at the fitted host work per call; `cell_step`, the
+    built one, runs the C++ glue and autograd, at the glue's host time
+    measured without a GPU plus the CPU time of each kernel launch."""
     B, H, I = shape.batch, shape.hidden_size, shape.input_size
     train = mode == "fwd+bwd"
-    if variant == "cell_fused":
-        gpu = fused_cell_seconds(dev, c, B, H, I, dtype, tf32, backward=False)
-        if train:
-            gpu += (fused_cell_seconds(dev, c, B, H, I, dtype, tf32, backward=True)
-                    + gemm_seconds(dev, c, 4 * H, I + H, B, dtype, tf32)
-                    + 3 * elementwise_seconds(dev, c, 4 * H * (I + H) * STORAGE_BYTES[dtype]))
+    one = SimpleNamespace(steps=1, batch=B, input_size=I, hidden_size=H, layers=1,
+                          bidirectional=False)
+    weight_grads = 3 * elementwise_seconds(dev, c, 4 * H * (I + H) * STORAGE_BYTES[dtype])
+    if variant == "cell_step":
+        layers = [lstm_call(dev, c, design, v, one, dtype, tf32, mode) for v in CELL_STEP_VARIANTS]
+        gpu = min(t.recurrence + t.gemms for t in layers) + c.launch_us * US  # the bias add
+        launches = design.cell_launches_fwdbwd if train else design.cell_launches_fwd
+        host = ((design.cell_glue_fwdbwd_us if train else design.cell_glue_fwd_us)
+                + (design.cell_python_fwdbwd_us if train else design.cell_python_fwd_us)
+                + launches * design.driver_launch_us) * US
     else:
-        one = SimpleNamespace(steps=1, batch=B, input_size=I, hidden_size=H, layers=1,
-                              bidirectional=False)
         layer = lstm_call(dev, c, design, variant, one, dtype, tf32, mode)
         gpu = layer.recurrence + layer.gemms + 3 * c.launch_us * US  # bias add, h_n gather
-        if train:
-            gpu += 3 * elementwise_seconds(dev, c, 4 * H * (I + H) * STORAGE_BYTES[dtype])
-    host = host_seconds(c, dtype, train, c.host_cell_fwdbwd_us if train else c.host_cell_fwd_us)
+        host = host_seconds(c, dtype, train,
+                            c.host_cell_fwdbwd_us if train else c.host_cell_fwd_us)
+    if train:
+        gpu += weight_grads
     return CallTime(shape.steps * (gpu + host), recurrence=shape.steps * gpu,
                     host=shape.steps * host)
 
 
-def fused_cell_seconds(dev, c, batch, hidden, input_size, dtype, tf32, backward):
-    """One fused cell kernel: W (4H x (I + H)) streamed from L2 by every SM,
-    at most one block per 16 gate rows, a round for the inputs and one for W."""
-    weight = 4 * hidden * (input_size + hidden) * STORAGE_BYTES[dtype]
-    flops = 2.0 * batch * 4 * hidden * (input_size + hidden)
-    blocks = min(dev.sms, math.ceil(4 * hidden / 16))
-    rate = (dev.tensor_tflops[tensor_type(dtype, tf32)] * DESIGN.tensor_efficiency
-            if tensor_type(dtype, tf32) else dev.fp32_tflops * DESIGN.fma_efficiency)
-    compute = flops / (rate * 1e12 * blocks / dev.sms)
-    stream = weight / min(c.l2_tbps * 1e12, blocks * dev.l2_bytes_per_clk_per_sm * dev.clock_hz)
-    mufu = DESIGN.mufu_per_cell_bwd if backward else DESIGN.mufu_per_cell_fwd
-    cells = cell_seconds(dev, math.ceil(batch * hidden / blocks), mufu)
-    return c.launch_us * US + 2 * c.l2_round_us * US + max(compute, stream) + cells
+CELL_STEP_VARIANTS = ("step_narrow", "step_wide", "tensor_core")
 
 
-VARIANTS = ("auto",) + OLD_VARIANTS + NEW_VARIANTS + ("cell_fused",)
+VARIANTS = ("auto",) + OLD_VARIANTS + NEW_VARIANTS + ("cell_step",)
 
 
 def call_time(variant, shape, dtype="float32", device="h100", tf32=False, mode="fwd",
@@ -888,7 +915,7 @@ def call_time(variant, shape, dtype="float32", device="h100", tf32=False, mode="
         if variant in NEW_VARIANTS:
             return CallTime(math.inf)
         return cell_call(dev, c, d, variant, shape, dtype, tf32, mode)
-    if variant == "cell_fused":
+    if variant == "cell_step":
         return CallTime(math.inf)
     return lstm_call(dev, c, d, variant, shape, dtype, tf32, mode)
 
@@ -902,10 +929,10 @@ def predict(variant, shape, dtype="float32", device="h100", tf32=False, mode="fw
 
 def best_variant(shape, dtype="float32", device="h100", tf32=False, mode="fwd",
                  candidates=None, constants=None, design=None):
-    """(variant, seconds) of the fastest candidate (default: the new designs;
-    for an LSTMCell, the fused cell)."""
+    """(variant, seconds) of the fastest candidate (default: the built new
+    kernels; for an LSTMCell, the built cell path)."""
     if candidates is None:
-        candidates = ("cell_fused",) if shape.cell else NEW_VARIANTS
+        candidates = new_candidates(shape)
     times = {v: predict(v, shape, dtype, device, tf32, mode, constants, design)
              for v in candidates}
     name = min(times, key=times.get)
@@ -1159,7 +1186,7 @@ def grid_measurements():
 
 
 def new_candidates(shape):
-    return ("cell_fused",) if shape.cell else NEW_VARIANTS
+    return ("cell_step",) if shape.cell else BUILT_VARIANTS
 
 
 def prediction_row(shape, dtype, tf32, mode, measured, c=FITTED, d=DESIGN):
@@ -1170,8 +1197,9 @@ def prediction_row(shape, dtype, tf32, mode, measured, c=FITTED, d=DESIGN):
         cudnn, cudnn_source = m.cudnn_seconds, m.source
     elif m:
         cudnn, cudnn_source = cudnn_tf32_estimate(H100, c, shape, m.cudnn_seconds, mode), "estimate"
-    new = {v: predict(v, shape, dtype, "h100", tf32, mode, c, d) for v in new_candidates(shape)}
-    pick = min(new, key=new.get)
+    shown = ("cell_step",) if shape.cell else NEW_VARIANTS
+    new = {v: predict(v, shape, dtype, "h100", tf32, mode, c, d) for v in shown}
+    pick = min(new_candidates(shape), key=new.get)
     picked = call_time(pick, shape, dtype, "h100", tf32, mode, c, d)
     steps = {k: picked.step_of(k) for k in ("fwd", "bwd") if picked.step_of(k)}
     return {
@@ -1263,7 +1291,7 @@ def cell_host_budget(row, c=FITTED, d=DESIGN):
     """Host time per LSTMCell call under which the fused cell matches
     nn.LSTMCell: its measured time per call less the predicted GPU time."""
     shape = shape_by_name(row["shape"])
-    gpu = call_time("cell_fused", shape, row["dtype"], "h100", row["tf32"], row["mode"], c,
+    gpu = call_time("cell_step", shape, row["dtype"], "h100", row["tf32"], row["mode"], c,
                     d).recurrence
     return (row["cudnn_s"] - gpu) / shape.steps
 
@@ -1325,7 +1353,7 @@ def worst_fit_lines(rows, c, count=8):
 
 def grid_table(rows, dtype, tf32):
     head = ("| shape | mode | cuDNN ms | old measured ms | old model ms | persistent2d | "
-            "persistent2d_tensor_core | small_hidden | cell_fused | pick | predicted ratio | "
+            "persistent2d_tensor_core | small_hidden | cell_step | pick | predicted ratio | "
             "pick's step: bound |")
     lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"]
     for r in rows:
@@ -1340,7 +1368,7 @@ def grid_table(rows, dtype, tf32):
             f"| {r['shape']} | {r['mode']} | {cudnn} | {ms(r['old_measured_s'])} | "
             f"{ms(r['old_predicted_s'])} | {ms(new.get('persistent2d'))} | "
             f"{ms(new.get('persistent2d_tensor_core'))} | {ms(new.get('small_hidden'))} | "
-            f"{ms(new.get('cell_fused'))} | {r['pick']} | {ratio_text(r['pick_ratio'])} | "
+            f"{ms(new.get('cell_step'))} | {r['pick']} | {ratio_text(r['pick_ratio'])} | "
             f"{steps} |")
     return lines
 
@@ -1373,7 +1401,7 @@ def target_lines(rows, c=FITTED, d=DESIGN):
 def cell_budget_lines(rows, c=FITTED, d=DESIGN):
     """Per LSTMCell row: the predicted ratio and the host budget per call."""
     lines = ["| shape | dtype | mode | predicted ratio | kernels only | host budget us/call | "
-             "fitted old host us/call |", "|---|---|---|---:|---:|---:|---:|"]
+             "the pick's host us/call |", "|---|---|---|---:|---:|---:|---:|"]
     for r in rows:
         host = r["pick_host_s"] / shape_by_name(r["shape"]).steps
         lines.append(f"| {r['shape']} | {dtype_label(r['dtype'], r['tf32'])} | {r['mode']} | "
@@ -1508,20 +1536,22 @@ which waits for the stream, so host and GPU did not overlap):
   keeps `staging_loads_per_round` loads in flight: its rounds grow with rows x columns per
   thread), a round for the cell, and `grid.sync() = grid_sync_us + grid_sync_ns_per_block x
   blocks`. The WMMA kernels add `wmma_local_ns` per WMMA step (accumulators in local memory).
-- **New designs** (one block per SM, W_hh in the storage precision on chip: registers up to
-  `weight_register_kb`, then shared memory; every (units U, batch slice Bs) config that fits
+- **New designs** (one block of 256 threads per SM, W_hh in the storage precision on chip:
+  the Tensor Core kernels' registers up to `weight_register_kb`, then shared memory; the
+  scalar kernels' shared memory only; every (units U, batch slice Bs) config that fits
   is tried and the fastest kept): a step is
   `sync + load + compute + reduce + cell`, never less than the grid's L2/HBM traffic:
   - `persistent2d`: sync = a flag handshake, taken as the fitted `grid_sync_us` (a grid
     barrier's arrive-and-see-the-flip without its per-block serialisation); load = one
     `l2_round` plus the batch slice of h (dgates backward: 4x) at 64 B a clock per SM;
     compute = 4U x H x Bs FMAs at `fma_efficiency` of 128 lanes, or shared-memory bound
-    (each h value serves 4 x 2 FMAs, each shared W value the tile's rows), plus
+    (each h value serves 4 FMAs, or 4 x 2 in the wide tile of 4 rows x 2 units where U x Bs
+    exceeds the threads; each shared W value the tile's rows), plus
     half-to-float conversions; reduce = the column split's partial sums through shared
     memory; cell = MUFU work of U x Bs cells.
-  - `persistent2d_tensor_core`: the same with mma.sync (M = gate rows padded to 16, N = Bs
-    padded to 8) at `tensor_efficiency` of the Tensor Core peak; TF32 for float32 only
-    with TF32 allowed.
+  - `persistent2d_tensor_core`: the same with WMMA (M = gate rows padded to 16, N = Bs in
+    passes of 16, or of 8 for half and bfloat16 slices of at most 8) at `tensor_efficiency`
+    of the Tensor Core peak; TF32 for float32 only with TF32 allowed.
   - `small_hidden` (H <= 192): a block or a cluster of up to 8 per batch slice, h in shared
     memory (DSMEM): sync = a block barrier or `cluster_sync_us`, no L2 round.
   - backward: the same blocks with W_hhᵀ, one sync per step; weight gradients stay
@@ -1529,9 +1559,10 @@ which waits for the stream, so host and GPU did not overlap):
 - **Bidirectional layers**: the old cooperative kernels ran one direction after the other
   (the stacked bidir shape measured as four single-direction layers); the new designs run
   both directions as one grid where each fits half of the SMs.
-- **LSTMCell**: T calls, each the fitted host work per call plus its kernels; the old path
-  is the layer op with one step, `cell_fused` one kernel forward (W streamed from L2) and
-  one kernel plus one GEMM backward.
+- **LSTMCell**: T calls, each a layer op of one step on the step kernels plus its host work:
+  the old path at the fitted host work per call, `cell_step` (the built C++ glue and
+  autograd) at the glue's host time measured without a GPU (`bench/glue_host_cost.py`)
+  plus priors for the module's Python call and each launch's CPU time.
 - **cuDNN** is not modelled for the comparison (its measured time is the baseline); with
   TF32 allowed, where nothing was measured, its time is estimated from the strict float32
   measurement minus what TF32 would save on all its products (a floor on cuDNN's time).
@@ -1558,7 +1589,7 @@ predictions depends on this table; it bounds how wrong a "launches + GEMM" view 
 is, and why cuDNN's measured time, not a model of it, is the baseline."""
 
 MD_RATIOS = """Predicted ratio = cuDNN's time (measured; for float32 TF32, estimated) over the
-model's time of the pick (the fastest new design; `cell_fused` for LSTMCell)."""
+model's time of the pick (the fastest new design; `cell_step` for LSTMCell)."""
 
 MD_KERNELS_ONLY = """The same with fastlstm's host work taken as zero (cuDNN's time as measured,
 its host work included): whether the kernels themselves are fast enough. The host work

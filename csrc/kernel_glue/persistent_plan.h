@@ -72,7 +72,6 @@ std::vector<Cut> cuts_2d(const StepKernels& kernels, const LayerShape& s, bool b
       last = rows;
       const int blocks = ceil_div(H, units) * ceil_div(B, rows);
       if (blocks > 8 * kernels.multiprocessors()) continue;
-      if (!tensor_cores && !Persistent2dTile::tiles_units(units, rows)) continue;
       // Tensor Cores take a whole pass of rows (16, or 8 for half and
       // bfloat16 slices of at most 8), whatever the slice leaves empty, at
       // about eight times the scalar rate.

@@ -118,19 +118,15 @@ struct DeviceSchedule {
 struct Persistent2dTile {
   static constexpr int kThreads = 256;
   static constexpr int kStageElems = 8192;  // h of a pass's rows, columns staged per pass
+  // A thread's register tile: 4 rows x 2 units x 4 gates (each h value it
+  // loads serves 8 gate rows, each weight 4 batch rows) where the block's
+  // units pair up and the tiles give at least 4 warps of lanes to split the
+  // columns; else 1 row x 1 unit. (bench/gpu_model.py's scalar_tile.)
   static FASTLSTM_TILE_FN int rows_per_thread(int units, int slice_rows) {
-    return units * slice_rows <= kThreads ? 1 : 4;
+    return slice_rows >= 2 && units % 2 == 0 && units / 2 * ((slice_rows + 3) / 4) >= 4 ? 4 : 1;
   }
-  // Where a thread takes several rows it takes two units too (a register
-  // tile of 4 rows x 2 units x 4 gates): each h value it loads serves 8 gate
-  // rows, each weight 4 batch rows.
   static FASTLSTM_TILE_FN int units_per_thread(int rows_per_thread) {
     return rows_per_thread > 1 ? 2 : 1;
-  }
-  // Whether the block's units fill whole register tiles (the planner's cuts
-  // keep to these).
-  static FASTLSTM_TILE_FN bool tiles_units(int units, int slice_rows) {
-    return units % units_per_thread(rows_per_thread(units, slice_rows)) == 0;
   }
   // Rows of the slice one pass covers.
   static FASTLSTM_TILE_FN int pass_rows(int units, int slice_rows) {
