@@ -614,12 +614,20 @@ def scalar_compute(dev, c, design, macs, dtype, weight_bytes, weight_smem, batch
     return max(fma, smem) + convert, max(design.threads // tiles, 1)
 
 
+TC_UNITS = 32  # a Tensor Core block's units (Persistent2dTensorCoreTile::kUnits)
+
+
+def tc_pass_rows(tc_type, batch_slice):
+    """Rows of a Tensor Core pass: 8 for half and bfloat16 slices of at most 8, else 16."""
+    return 8 if tc_type in ("float16", "bfloat16") and batch_slice <= 8 else 16
+
+
 def tensor_compute(dev, c, design, rows, depth, batch_slice, tc_type, weight_smem, elem_bytes):
     """WMMA with the gate rows (forward) or units (backward) as M, padded to
     16, and the batch slice as N in passes of 16 rows, or of 8 for half and
     bfloat16 slices of at most 8 (m32n8k16 / m8n32k16); W fragments from
     registers, the rest from shared memory, h fragments from shared memory."""
-    pass_rows = 8 if tc_type in ("float16", "bfloat16") and batch_slice <= 8 else 16
+    pass_rows = tc_pass_rows(tc_type, batch_slice)
     m, n = 16 * math.ceil(rows / 16), pass_rows * math.ceil(batch_slice / pass_rows)
     rate = dev.tensor_tflops[tc_type] * 1e12 / 2 / dev.sms * design.tensor_efficiency
     mma = m * depth * n / rate
@@ -649,8 +657,11 @@ def block_step(dev, c, design, *, units, batch_slice, blocks, hidden, dtype, eng
     weight_bytes = 4 * units * hidden * w_elem
     in_depth = 4 * hidden if backward else hidden            # columns of what is broadcast
     staged = batch_slice * in_depth * sb
-    split = weight_split(dev, design, weight_bytes, min(staged, design.stage_kb * KB),
-                         registers=tc is not None)
+    # The built Tensor Core kernels stage a whole pass of rows (8 or 16) of h
+    # (dgates backward) at once; the scalar ones stream through stage_kb.
+    on_chip = (tc_pass_rows(tc, batch_slice) * in_depth * w_elem if tc
+               else min(staged, design.stage_kb * KB))
+    split = weight_split(dev, design, weight_bytes, on_chip, registers=tc is not None)
     if split is None:
         return None
     _, w_smem = split
@@ -701,7 +712,7 @@ def flag_handshake_seconds(c):
 
 def persistent2d_steps(dev, c, design, hidden, batch, dtype, tf32, backward, engine, sm_budget):
     """Every (units, batch slice) config of persistent2d that fits `sm_budget` SMs."""
-    for units in UNIT_CHOICES:
+    for units in (TC_UNITS,) if engine == "tensor" else UNIT_CHOICES:
         if units > hidden:
             break
         for batch_slice in slice_choices(batch):
@@ -1415,8 +1426,9 @@ def miss_text(target, r, c, d):
     if target.startswith("Tensor Core"):
         t = r["new_predicted_s"]
         return (f"{where}: Tensor Cores {ms(t['persistent2d_tensor_core'])} ms against scalar "
-                f"{ms(t['persistent2d'])} ms (B=1 fills one of the 8 columns of an mma's N, "
-                f"so its h fragments cost 8x the scalar kernel's shared-memory reads)")
+                f"{ms(t['persistent2d'])} ms (a pass pads the slice to 8 or 16 columns of the "
+                f"product, and the fixed 32-unit blocks give fewer blocks than the scalar cut: "
+                f"at these sizes the sync and the L2 round, not the products, bound a step)")
     goal = 2.0 if target.startswith("2x") else 1.0
     need = flag_latency_needed(r, goal, c, d)
     bound = "; ".join(f"{k}: {s['bound']}-bound, {s['step_us']:.2f} us a step"
