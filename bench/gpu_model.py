@@ -19,8 +19,8 @@ committed H100 measurements come from); the constants that no datasheet gives
 (latencies, efficiencies, host time) are fitted to those measurements by least
 squares on log time, with weak priors (``fit``); cuDNN's times are never used
 to fit them. The new designs of the CUDA kernels v2 issue (persistent2d,
-persistent2d_tensor_core, small_hidden, a fused LSTMCell) are modelled from
-their designs with the same fitted constants plus a few stated design priors
+persistent2d_tensor_core, small_hidden, the LSTMCell on the C++ glue) are
+modelled from their designs (as built, but small_hidden: a design only) with the same fitted constants plus a few stated design priors
 (``DESIGN``), which a GPU run has to check.
 
     python bench/gpu_model.py predict --variant persistent2d --T 100 --B 64 --H 512
@@ -1299,7 +1299,7 @@ def flag_latency_needed(row, goal, c=FITTED, d=DESIGN):
 
 
 def cell_host_budget(row, c=FITTED, d=DESIGN):
-    """Host time per LSTMCell call under which the fused cell matches
+    """Host time per LSTMCell call under which the built cell path matches
     nn.LSTMCell: its measured time per call less the predicted GPU time."""
     shape = shape_by_name(row["shape"])
     gpu = call_time("cell_step", shape, row["dtype"], "h100", row["tf32"], row["mode"], c,
@@ -1612,7 +1612,11 @@ estimate of the new glue's."""
 MD_FAST_SYNC = f"""The same (host work as fitted) if the flag handshake costs {FAST_SYNC_US} us
 instead of the fitted grid-barrier base: how much the unmeasured sync decides."""
 
-MD_TARGET_NOTES = """What the misses have in common: at B=16 and the long B=8 shape cuDNN's
+MD_TARGET_NOTES = """What the misses have in common: at H=128, and in float16 at B=16 and the long B=8 shape,
+the step is sync-bound. At H=128 the built kernels split the units over at least 4 blocks a
+batch slice (32 units a block at most), which handshake through L2 every step; the
+small_hidden design (one block or a cluster a slice, h in shared memory) would not, and is
+predicted to meet 1.0x there, but is not built. At B=16 and the long B=8 shape cuDNN's
 half-precision persistent kernel takes 1.9-3.6 us a step, input projection and launch
 included (measured: 0.572 ms for T256 B16 H256 fp16, 0.920 ms for H1024, 3.962 ms for
 T2048 B8 H256), and the new designs' step has a fixed floor of the sync (the fitted grid
@@ -1620,9 +1624,11 @@ barrier base, used for the flag handshake) plus one L2 round for h, about 3.3 us
 any arithmetic. The flag handshake has never been measured on this GPU (the notes give
 0.73 us for a whole grid.sync on an RTX 3090); the first GPU run should measure it, and the
 "met if" figures above say how low it must be. The LSTMCell target is host-bound: the GPU
-side of a fused cell is a few microseconds, nn.LSTMCell takes 40-90 us a call forward and
-200-380 us forward and backward (measured), and the old path's fitted host work was 120-200
-us and 520-860 us a call."""
+side of one cell step is a few microseconds, nn.LSTMCell takes 40-90 us a call forward and
+200-380 us forward and backward (measured); the built glue's host work is taken as 22 us
+forward and 75 us forward and backward a call (the glue measured on the CPU, 6.4 and 34.7
+us, plus priors for the Python call and each launch's CPU time), against the old path's
+fitted 120-200 us and 520-860 us."""
 
 MD_GRID_NOTE = """Times in ms for the whole call. cuDNN: measured (`cuda-h100-<dtype>.json`), or
 "est." (float32 TF32: estimated from the strict measurement). Old measured: fastlstm `auto`
