@@ -710,21 +710,30 @@ def flag_handshake_seconds(c):
     return c.grid_sync_us * US
 
 
+def tensor_or_scalar_units(engine, hidden):
+    """Units a block, as the glue's cuts take them: 32 on Tensor Cores; else
+    powers of two below H up to 128, and H itself up to 128 (one block a slice)."""
+    if engine == "tensor":
+        return (TC_UNITS,) if TC_UNITS <= hidden else ()
+    units = [u for u in UNIT_CHOICES if u < hidden]
+    return units + [hidden] if hidden <= UNIT_CHOICES[-1] else units
+
+
 def persistent2d_steps(dev, c, design, hidden, batch, dtype, tf32, backward, engine, sm_budget):
     """Every (units, batch slice) config of persistent2d that fits `sm_budget` SMs."""
-    for units in (TC_UNITS,) if engine == "tensor" else UNIT_CHOICES:
-        if units > hidden:
-            break
+    for units in tensor_or_scalar_units(engine, hidden):
         for batch_slice in slice_choices(batch):
             slices = math.ceil(batch / batch_slice)
             unit_blocks = math.ceil(hidden / units)
             blocks = unit_blocks * slices
             if blocks > sm_budget:
                 continue
+            # A slice on one block waits at a block barrier, not on its peers' flags.
+            sync = (flag_handshake_seconds(c) if unit_blocks > 1
+                    else design.block_barrier_us * US)
             step = block_step(dev, c, design, units=units, batch_slice=batch_slice,
                               blocks=blocks, hidden=hidden, dtype=dtype, engine=engine,
-                              tf32=tf32, backward=backward, sync=flag_handshake_seconds(c),
-                              load_from_l2=True)
+                              tf32=tf32, backward=backward, sync=sync, load_from_l2=True)
             if step:
                 yield step
 

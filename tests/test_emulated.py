@@ -164,6 +164,13 @@ PERSISTENT_2D = {
     "packed_reverse": (dict(batch_sizes=[2, 2, 1, 1], input_size=3, hidden=16), True),
     "four_rows_a_thread": (dict(steps=3, batch=130, input_size=3, hidden=32), False),
 }
+# Past one block's 128 units (float32: float64's W_hh slices of this many units outgrow the
+# emulated SMs): several blocks a slice, the last one partial, handshaking by flags.
+PERSISTENT_2D_BLOCKS_A_SLICE = {
+    "blocks_a_slice": (dict(steps=3, batch=5, input_size=3, hidden=160), False),
+    "blocks_a_slice_packed_reverse": (dict(batch_sizes=[5, 3, 3, 1], input_size=3, hidden=136),
+                                      True),
+}
 
 
 @pytest.mark.parametrize("name", PERSISTENT_2D)
@@ -172,6 +179,14 @@ def test_persistent_2d_matches_reference_in_every_order(name):
     args = layer_args(dtype=torch.float64, **kwargs)
     assert_every_order_matches(args, reverse, "persistent_2d", reference_results(args, reverse),
                                **FP64_TOL)
+
+
+@pytest.mark.parametrize("name", PERSISTENT_2D_BLOCKS_A_SLICE)
+def test_persistent_2d_blocks_of_a_slice_match_reference_in_every_order(name):
+    kwargs, reverse = PERSISTENT_2D_BLOCKS_A_SLICE[name]
+    args = layer_args(dtype=torch.float32, **kwargs)
+    assert_every_order_matches(args, reverse, "persistent_2d", reference_results(args, reverse),
+                               **FP32_TOL)
 
 
 def test_persistent_2d_inference_in_chunks_matches_training_forward():
@@ -307,6 +322,8 @@ LOW_PRECISION_CASES = {
     # Passes of 16 (no cut of 17 rows into slices of at most 8 fits the emulator's 32
     # blocks at 13 blocks a slice), W_hh past the registers (H > 384).
     "sixteen_row_passes": (dict(steps=2, batch=17, input_size=4, hidden=416), False),
+    # Past the scalar kernel's 128 units a block: several blocks a slice, one partial.
+    "scalar_blocks_a_slice": (dict(steps=2, batch=5, input_size=4, hidden=160), True),
 }
 VARIANTS_FOR = {
     "tiles": ["step_narrow", "step_wide", "tensor_core", "persistent", "persistent_tensor_core",
@@ -318,6 +335,7 @@ VARIANTS_FOR = {
     "two_unit_blocks": ["persistent_tensor_core", "persistent_2d"],
     "eight_row_passes": ["persistent_tensor_core"],
     "sixteen_row_passes": ["persistent_tensor_core"],
+    "scalar_blocks_a_slice": ["persistent_2d", "persistent_tensor_core"],
 }
 
 

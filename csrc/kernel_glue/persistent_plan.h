@@ -52,20 +52,31 @@ PersistentPlan plan_persistent(const StepKernels& kernels, const LayerShape& s, 
 // A cut of the 2-D kernels: units per block and rows per batch slice, and
 // the length of a step by a simple model (a block's multiply-adds and its
 // staging of h_{t-1}, or of the step's dgates, from L2 at a 64-byte line a
-// cycle).
+// cycle), plus a flag handshake where a batch slice spans several blocks.
 struct Cut {
   int units, slice_rows, blocks;
   double cost;
 };
 
+// A step's wait for the other blocks of its batch slice, in the cycles of
+// the cost above: about 2 us, the grid barrier base fitted on an H100
+// (bench/results/gpu-model-h100.md), which the flag handshake is taken at.
+constexpr double kHandshakeCycles = 4000;
+
 template <typename T>
 std::vector<Cut> cuts_2d(const StepKernels& kernels, const LayerShape& s, bool backward,
                          bool tensor_cores) {
   const int H = static_cast<int>(s.hidden), B = std::max(static_cast<int>(s.batch), 1);
-  const int most_units = tensor_cores ? Persistent2dTensorCoreTile::kUnits
-                                      : std::min(PersistentTile::kMaxUnits, std::max(H, 1));
+  std::vector<int> unit_choices = {Persistent2dTensorCoreTile::kUnits};
+  if (!tensor_cores) {  // powers of two, and the whole layer where one block can hold it
+    unit_choices.clear();
+    for (int units = 1; units < H && units <= Persistent2dTile::kMaxUnits; units *= 2) {
+      unit_choices.push_back(units);
+    }
+    if (H <= Persistent2dTile::kMaxUnits) unit_choices.push_back(std::max(H, 1));
+  }
   std::vector<Cut> cuts;
-  for (int units = tensor_cores ? most_units : 1; units <= most_units; units *= 2) {
+  for (int units : unit_choices) {
     for (int slices = 1, last = 0; slices <= B; ++slices) {
       const int rows = ceil_div(B, slices);
       if (rows == last) continue;
@@ -80,7 +91,8 @@ std::vector<Cut> cuts_2d(const StepKernels& kernels, const LayerShape& s, bool b
       const double fmas =
           4.0 * units * pass_rows * H / Persistent2dTile::kThreads / (tensor_cores ? 8 : 1);
       const double staging = double(pass_rows) * (backward ? 4 : 1) * H * sizeof(acc_t<T>) / 64.0;
-      cuts.push_back({units, rows, blocks, fmas + staging});
+      const double handshake = units < H ? kHandshakeCycles : 0.0;
+      cuts.push_back({units, rows, blocks, fmas + staging + handshake});
     }
   }
   std::sort(cuts.begin(), cuts.end(), [](const Cut& a, const Cut& b) {

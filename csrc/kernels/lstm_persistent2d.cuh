@@ -54,9 +54,11 @@ __device__ __forceinline__ void stage_slice_hidden(const PersistentForwardParams
 }
 
 // Waits until every block of this batch slice has finished `steps` steps of
-// this launch (thread 0 spins; the block meets it at a barrier).
+// this launch (thread 0 spins; the block meets it at a barrier). A slice on
+// one block needs the barrier only: it makes the block's global writes
+// visible to its threads.
 __device__ __forceinline__ void wait_for_slice(int* counter, int steps, int blocks_per_slice) {
-  if (threadIdx.x == 0 && steps > 0) {
+  if (threadIdx.x == 0 && steps > 0 && blocks_per_slice > 1) {
     cuda::atomic_ref<int, cuda::thread_scope_device> done(*counter);
     while (done.load(cuda::memory_order_acquire) < steps * blocks_per_slice) __nanosleep(32);
   }
@@ -66,7 +68,7 @@ __device__ __forceinline__ void wait_for_slice(int* counter, int steps, int bloc
 // After a barrier: this block's part of the step is written.
 __device__ __forceinline__ void publish_step(int* counter) {
   __syncthreads();
-  if (threadIdx.x == 0) {
+  if (threadIdx.x == 0 && gridDim.x > 1) {
     __threadfence();
     cuda::atomic_ref<int, cuda::thread_scope_device> done(*counter);
     done.fetch_add(1, cuda::memory_order_release);

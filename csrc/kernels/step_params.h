@@ -117,6 +117,9 @@ struct DeviceSchedule {
 // takes as many passes over the slice's rows as the threads need.
 struct Persistent2dTile {
   static constexpr int kThreads = 256;
+  // Units a block: up to a whole small layer, so that a batch slice runs on
+  // one block with no handshake between blocks (where W_hh fits).
+  static constexpr int kMaxUnits = 128;
   static constexpr int kStageElems = 8192;  // h of a pass's rows, columns staged per pass
   // A thread's register tile: 4 rows x 2 units x 4 gates (each h value it
   // loads serves 8 gate rows, each weight 4 batch rows) where the block's
