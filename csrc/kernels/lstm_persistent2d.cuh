@@ -38,18 +38,22 @@ template <int kRows>
 constexpr int kUnitTile = Persistent2dTile::units_per_thread(kRows);
 
 // Rows [r0, r0 + rows) of h_{t-1}, columns [k0, k0 + width), into the staging
-// tile (acc type, rows padded by one against bank conflicts).
+// tile (acc type, rows padded by one against bank conflicts): carried rows
+// from the previous step's output, or from `kept` (the slice's h_{t-1} on
+// chip, [slice_rows][H]) where the block keeps it; new rows from h0.
 template <typename T>
 __device__ __forceinline__ void stage_slice_hidden(const PersistentForwardParams<T>& p,
                                                    const ScheduledStep& step, int r0, int rows,
                                                    int k0, int width, int stride,
-                                                   acc_t<T>* h_stage) {
-  const int H = p.hidden;
+                                                   const acc_t<T>* kept, acc_t<T>* h_stage) {
+  const int H = p.hidden, slice0 = blockIdx.y * p.slice_rows;
   const T* h_prev = step.prev >= 0 ? p.output + (size_t)step.prev * H : nullptr;
   for (int e = threadIdx.x; e < rows * width; e += blockDim.x) {
     const int r = e / width, col = e % width, b = r0 + r;
-    h_stage[r * stride + col] = b < step.carried ? to_acc(h_prev[(size_t)b * H + k0 + col])
-                                                 : to_acc(p.h0[(size_t)b * H + k0 + col]);
+    h_stage[r * stride + col] =
+        b >= step.carried ? to_acc(p.h0[(size_t)b * H + k0 + col])
+        : kept            ? kept[(size_t)(b - slice0) * H + k0 + col]
+                          : to_acc(h_prev[(size_t)b * H + k0 + col]);
   }
 }
 
@@ -75,6 +79,15 @@ __device__ __forceinline__ void publish_step(int* counter) {
   }
 }
 
+// A slice's h on chip, where one block holds the whole layer: its h_{t-1}
+// staged from `read` (nullptr at a launch's first step: from the output),
+// its h_t stored to `write` ([slice_rows][H]); both nullptr otherwise.
+template <typename T>
+struct HiddenOnChip {
+  const acc_t<T>* read;
+  acc_t<T>* write;
+};
+
 // One pass over rows [first_row, first_row + rows) of the slice at one step:
 // the recurrent products of this thread's unit and kRows rows, summed over
 // its lane group, then the cell update. pre holds the rows' input projection.
@@ -82,7 +95,7 @@ template <typename T, int kRows, bool kSaveWorkspace>
 __device__ __forceinline__ void slice_pass(const PersistentForwardParams<T>& p,
                                            const ScheduledStep& step, const SplitLayout& lay,
                                            int first_row, int rows, const T* w_slice,
-                                           acc_t<T>* h_stage, acc_t<T>* c_slice,
+                                           acc_t<T>* h_stage, acc_t<T>* c_slice, HiddenOnChip<T> h,
                                            acc_t<T> (&pre)[kRows][kUnitTile<kRows>][kNumGates]) {
   using Acc = acc_t<T>;
   constexpr int kUnits = kUnitTile<kRows>;
@@ -93,7 +106,7 @@ __device__ __forceinline__ void slice_pass(const PersistentForwardParams<T>& p,
   Acc acc[kRows][kUnits][kNumGates] = {};
   for (int k0 = 0; k0 < H; k0 += cols) {
     const int width = min(cols, H - k0);
-    stage_slice_hidden(p, step, r0, rows, k0, width, stride, h_stage);
+    stage_slice_hidden(p, step, r0, rows, k0, width, stride, h.read, h_stage);
     __syncthreads();
     if (lay.active) {
       const T* w = w_slice + (size_t)lay.unit * H + k0;
@@ -127,8 +140,9 @@ __device__ __forceinline__ void slice_pass(const PersistentForwardParams<T>& p,
       if (lay.active && lay.part == 0 && j < H && mine + i < rows) {
         #pragma unroll
         for (int g = 0; g < kNumGates; ++g) pre[i][q][g] += acc[i][q][g];
-        finish_persistent_cell<T, kSaveWorkspace>(p, step, r0 + mine + i, j, pre[i][q],
-                                                  c_slice[(first_row + mine + i) * U + unit]);
+        const acc_t<T> h_t = finish_persistent_cell<T, kSaveWorkspace>(
+            p, step, r0 + mine + i, j, pre[i][q], c_slice[(first_row + mine + i) * U + unit]);
+        if (h.write) h.write[(size_t)(first_row + mine + i) * H + j] = h_t;
       }
     }
   }
@@ -168,6 +182,8 @@ lstm_forward_persistent2d(PersistentForwardParams<T> p) {
   Acc* h_stage =
       reinterpret_cast<Acc*>(shared_bytes + Persistent2dTile::weight_bytes<T>(U, H));  // [pass][stride]
   Acc* c_slice = h_stage + (size_t)pass * stride;                                       // [BS][U]
+  // A slice on one block keeps its h_t on chip for the next step: no L2 round.
+  Acc* h_kept = gridDim.x == 1 ? c_slice + (size_t)BS * U : nullptr;                   // [BS][H]
 
   const int tid = threadIdx.x, j0 = blockIdx.x * U, r0 = blockIdx.y * BS;
   int* counter = p.step_counters + blockIdx.y;
@@ -191,8 +207,9 @@ lstm_forward_persistent2d(PersistentForwardParams<T> p) {
     wait_for_slice(counter, k - p.k_begin, gridDim.x);
     for (int first = 0; first < rows; first += pass) {
       if (first > 0) load_pass_pre_x(p, step, lay, first, min(pass, rows - first), pre);
+      const HiddenOnChip<T> h{k > p.k_begin ? h_kept : nullptr, h_kept};
       slice_pass<T, kRows, kSaveWorkspace>(p, step, lay, first, min(pass, rows - first), w_slice,
-                                           h_stage, c_slice, pre);
+                                           h_stage, c_slice, h, pre);
     }
     publish_step(counter);
   }

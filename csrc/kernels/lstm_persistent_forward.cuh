@@ -56,17 +56,19 @@ __device__ __forceinline__ void load_pre_x(const PersistentForwardParams<T>& p,
 // projection plus recurrent product, one per gate); c is the unit's cell
 // state on chip.
 template <typename T, bool kSaveWorkspace>
-__device__ __forceinline__ void finish_persistent_cell(const PersistentForwardParams<T>& p,
-                                                       const ScheduledStep& step, int b, int j,
-                                                       const acc_t<T> (&pre)[kNumGates],
-                                                       acc_t<T>& c) {
+__device__ __forceinline__ acc_t<T> finish_persistent_cell(const PersistentForwardParams<T>& p,
+                                                           const ScheduledStep& step, int b,
+                                                           int j,
+                                                           const acc_t<T> (&pre)[kNumGates],
+                                                           acc_t<T>& c) {
   using Acc = acc_t<T>;
   const int H = p.hidden;
   const size_t row = (size_t)step.offset + b;
   const size_t gate0 = (row - p.row0) * kNumGates * H + j;
   const CellState<Acc> s = cell_forward(pre[kGateI], pre[kGateF], pre[kGateG], pre[kGateO], c);
   c = s.c;
-  p.output[row * H + j] = from_acc<T>(s.h);
+  const T h = from_acc<T>(s.h);
+  p.output[row * H + j] = h;
   if (kSaveWorkspace) {
     p.gates[gate0 + (size_t)kGateI * H] = s.i;
     p.gates[gate0 + (size_t)kGateF * H] = s.f;
@@ -74,6 +76,7 @@ __device__ __forceinline__ void finish_persistent_cell(const PersistentForwardPa
     p.gates[gate0 + (size_t)kGateO * H] = s.o;
     p.cells[row * H + j] = s.c;
   }
+  return to_acc(h);  // h_t as stored, for a block that keeps it on chip
 }
 
 template <typename T, bool kSaveWorkspace>

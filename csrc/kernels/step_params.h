@@ -145,12 +145,13 @@ struct Persistent2dTile {
     return ((size_t)4 * units * hidden * sizeof(T) + 15) / 16 * 16;
   }
   // Dynamic shared memory of the forward: the W_hh rows, the staged h, the
-  // slice's cells.
+  // slice's cells, and where one block holds the layer, the slice's h.
   template <typename T>
   static constexpr size_t forward_bytes(int hidden, int units, int slice_rows) {
     const int rows = pass_rows(units, slice_rows);
+    const size_t kept = units >= hidden ? (size_t)slice_rows * hidden : 0;
     return weight_bytes<T>(units, hidden) +
-           ((size_t)rows * (stage_cols(hidden, rows) + 1) + (size_t)slice_rows * units) *
+           ((size_t)rows * (stage_cols(hidden, rows) + 1) + (size_t)slice_rows * units + kept) *
                sizeof(acc_t<T>);
   }
   // Of the backward: W_hh's columns of the units, the staged dgates (4H a
