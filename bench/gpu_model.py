@@ -729,13 +729,13 @@ def persistent2d_steps(dev, c, design, hidden, batch, dtype, tf32, backward, eng
             if blocks > sm_budget:
                 continue
             # A slice on one block waits at a block barrier, not on its peers'
-            # flags, and its forward keeps h on chip (no L2 round).
+            # flags, and keeps h (backward: dgates) on chip: no L2 round.
             alone = unit_blocks == 1
             sync = design.block_barrier_us * US if alone else flag_handshake_seconds(c)
             step = block_step(dev, c, design, units=units, batch_slice=batch_slice,
                               blocks=blocks, hidden=hidden, dtype=dtype, engine=engine,
                               tf32=tf32, backward=backward, sync=sync,
-                              load_from_l2=backward or not alone or engine == "tensor")
+                              load_from_l2=not alone or engine == "tensor")
             if step:
                 yield step
 

@@ -226,7 +226,8 @@ template <typename T, int kRows>
 __device__ __forceinline__ void slice_dh_pass(const PersistentBackwardParams<T>& p,
                                               const ScheduledStep& step, const SplitLayout& lay,
                                               int first_row, int rows, const T* w_slice,
-                                              acc_t<T>* dg_stage, acc_t<T>* dh_units) {
+                                              const acc_t<T>* dg_kept, acc_t<T>* dg_stage,
+                                              acc_t<T>* dh_units) {
   using Acc = acc_t<T>;
   const int H = p.hidden, U = p.units, depth = kNumGates * H;
   const int r0 = blockIdx.y * p.slice_rows + first_row;
@@ -240,7 +241,8 @@ __device__ __forceinline__ void slice_dh_pass(const PersistentBackwardParams<T>&
     const int width = min(cols, depth - n0);
     for (int e = threadIdx.x; e < rows * width; e += blockDim.x) {
       const int r = e / width, n = e % width;
-      dg_stage[r * stride + n] = to_acc(dgates_step[(size_t)(r0 + r) * depth + n0 + n]);
+      dg_stage[r * stride + n] = dg_kept ? dg_kept[(size_t)(first_row + r) * depth + n0 + n]
+                                         : to_acc(dgates_step[(size_t)(r0 + r) * depth + n0 + n]);
     }
     __syncthreads();
     if (lay.active) {
@@ -287,6 +289,8 @@ lstm_backward_persistent2d(PersistentBackwardParams<T> p) {
       reinterpret_cast<Acc*>(shared_bytes + Persistent2dTile::weight_bytes<T>(U, H));  // [pass][stride]
   Acc* dh_units = dg_stage + (size_t)pass * stride;  // [BS][U]: dL/dh_t from step t+1
   Acc* dc_units = dh_units + (size_t)BS * U;         // [BS][U]: dL/dc_t from step t+1
+  // A slice on one block keeps its step's dgates on chip for phase B.
+  Acc* dg_kept = gridDim.x == 1 ? dc_units + (size_t)BS * U : nullptr;  // [BS][4H]
 
   const int tid = threadIdx.x, j0 = blockIdx.x * U, r0 = blockIdx.y * BS;
   int* counter = p.step_counters + blockIdx.y;
@@ -301,12 +305,12 @@ lstm_backward_persistent2d(PersistentBackwardParams<T> p) {
   for (int k = p.sched.steps - 1, done = 0; k >= 0; --k, ++done) {
     const ScheduledStep step = scheduled_step(p.sched, k);
     const int rows = min(BS, step.rows - r0);  // of this slice, at this step
-    unit_gate_grads(p, step, j0, r0, max(rows, 0), dh_units, dc_units);  // A
+    unit_gate_grads(p, step, j0, r0, max(rows, 0), dh_units, dc_units, dg_kept);  // A
     publish_step(counter);
     wait_for_slice(counter, done + 1, gridDim.x);
     for (int first = 0; first < rows; first += pass) {  // B
-      slice_dh_pass<T, kRows>(p, step, lay, first, min(pass, rows - first), w_slice, dg_stage,
-                              dh_units);
+      slice_dh_pass<T, kRows>(p, step, lay, first, min(pass, rows - first), w_slice, dg_kept,
+                              dg_stage, dh_units);
     }
     __syncthreads();  // the next step's A reads dh_units written here by other threads
   }

@@ -155,12 +155,15 @@ struct Persistent2dTile {
                sizeof(acc_t<T>);
   }
   // Of the backward: W_hh's columns of the units, the staged dgates (4H a
-  // row), the slice's dL/dh and dL/dc.
+  // row), the slice's dL/dh and dL/dc, and where one block holds the layer,
+  // the slice's dgates of the step.
   template <typename T>
   static constexpr size_t backward_bytes(int hidden, int units, int slice_rows) {
     const int rows = pass_rows(units, slice_rows);
+    const size_t kept = units >= hidden ? (size_t)slice_rows * 4 * hidden : 0;
     return weight_bytes<T>(units, hidden) +
-           ((size_t)rows * (stage_cols(4 * hidden, rows) + 1) + (size_t)2 * slice_rows * units) *
+           ((size_t)rows * (stage_cols(4 * hidden, rows) + 1) + (size_t)2 * slice_rows * units +
+            kept) *
                sizeof(acc_t<T>);
   }
 };
