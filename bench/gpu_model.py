@@ -1623,11 +1623,12 @@ estimate of the new glue's."""
 MD_FAST_SYNC = f"""The same (host work as fitted) if the flag handshake costs {FAST_SYNC_US} us
 instead of the fitted grid-barrier base: how much the unmeasured sync decides."""
 
-MD_TARGET_NOTES = """What the misses have in common: at H=128, and in float16 at B=16 and the long B=8 shape,
-the step is sync-bound. At H=128 the built kernels split the units over at least 4 blocks a
-batch slice (32 units a block at most), which handshake through L2 every step; the
-small_hidden design (one block or a cluster a slice, h in shared memory) would not, and is
-predicted to meet 1.0x there, but is not built. At B=16 and the long B=8 shape cuDNN's
+MD_TARGET_NOTES = """What the misses have in common: at H=128 in float32, and in float16 at B=16 and the long
+B=8 shape, the step is sync-bound. At H=128 a float32 W_hh (256 KiB) outgrows one SM's
+shared memory, so the units of a batch slice span several blocks, which handshake through L2
+every step (half and bfloat16 fit one block, which keeps h on chip: met there); the
+small_hidden design (a cluster a slice, h in DSMEM) would not handshake, and is predicted to
+meet 1.0x, but is not built. At B=16 and the long B=8 shape cuDNN's
 half-precision persistent kernel takes 1.9-3.6 us a step, input projection and launch
 included (measured: 0.572 ms for T256 B16 H256 fp16, 0.920 ms for H1024, 3.962 ms for
 T2048 B8 H256), and the new designs' step has a fixed floor of the sync (the fitted grid
