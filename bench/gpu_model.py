@@ -20,7 +20,8 @@ committed H100 measurements come from); the constants that no datasheet gives
 squares on log time, with weak priors (``fit``); cuDNN's times are never used
 to fit them. The new designs of the CUDA kernels v2 issue (persistent2d,
 persistent2d_tensor_core, small_hidden, the LSTMCell on the C++ glue) are
-modelled from their designs (as built, but small_hidden: a design only) with the same fitted constants plus a few stated design priors
+modelled from their designs (as built, but small_hidden: a design only) with
+the same fitted constants plus a few stated design priors
 (``DESIGN``), which a GPU run has to check.
 
     python bench/gpu_model.py predict --variant persistent2d --T 100 --B 64 --H 512
@@ -143,8 +144,8 @@ class Design:
     # W_hh in shared memory only.
     weight_register_kb: int = 96
     threads: int = 256                # the built 2-D kernels' blocks
-    units_per_thread: int = 2         # the scalar wide tile: 4 gates x 2 units x 4 rows,
-    rows_per_thread: int = 4          # where units x rows exceed the block's threads
+    units_per_thread: int = 2         # the scalar wide tile: 4 gates x 2 units x 4 rows
+    rows_per_thread: int = 4          # (scalar_tile says where)
     cvt_per_clk: int = 64             # half/bfloat16 -> float conversions per SM per clock
     cluster_sync_us: float = 0.25     # cluster barrier + DSMEM exchange (Hopper microbenchmarks)
     # An LSTMCell call's host work on the built glue: measured by
@@ -1568,8 +1569,8 @@ which waits for the stream, so host and GPU did not overlap):
     barrier's arrive-and-see-the-flip without its per-block serialisation); load = one
     `l2_round` plus the batch slice of h (dgates backward: 4x) at 64 B a clock per SM;
     compute = 4U x H x Bs FMAs at `fma_efficiency` of 128 lanes, or shared-memory bound
-    (each h value serves 4 FMAs, or 4 x 2 in the wide tile of 4 rows x 2 units where U x Bs
-    exceeds the threads; each shared W value the tile's rows), plus
+    (each h value serves 4 FMAs, or 4 x 2 in the tile of 4 rows x 2 units where the units
+    pair up and the tiles fill 4 warps; each shared W value the tile's rows), plus
     half-to-float conversions; reduce = the column split's partial sums through shared
     memory; cell = MUFU work of U x Bs cells.
   - `persistent2d_tensor_core`: the same with WMMA (M = gate rows padded to 16, N = Bs in

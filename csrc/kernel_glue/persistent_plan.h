@@ -67,9 +67,12 @@ template <typename T>
 std::vector<Cut> cuts_2d(const StepKernels& kernels, const LayerShape& s, bool backward,
                          bool tensor_cores) {
   const int H = static_cast<int>(s.hidden), B = std::max(static_cast<int>(s.batch), 1);
-  std::vector<int> unit_choices = {Persistent2dTensorCoreTile::kUnits};
-  if (!tensor_cores) {  // powers of two, and the whole layer where one block can hold it
-    unit_choices.clear();
+  // Tensor Cores: 32 units a block. Scalar: powers of two, and the whole
+  // layer where one block can hold it.
+  std::vector<int> unit_choices;
+  if (tensor_cores) {
+    unit_choices.push_back(Persistent2dTensorCoreTile::kUnits);
+  } else {
     for (int units = 1; units < H && units <= Persistent2dTile::kMaxUnits; units *= 2) {
       unit_choices.push_back(units);
     }

@@ -57,14 +57,14 @@ __device__ __forceinline__ void stage_slice_hidden(const PersistentForwardParams
   }
 }
 
-// Waits until every block of this batch slice has finished `steps` steps of
-// this launch (thread 0 spins; the block meets it at a barrier). A slice on
-// one block needs the barrier only: it makes the block's global writes
-// visible to its threads.
-__device__ __forceinline__ void wait_for_slice(int* counter, int steps, int blocks_per_slice) {
-  if (threadIdx.x == 0 && steps > 0 && blocks_per_slice > 1) {
+// Waits until every block of this batch slice (the grid's x extent) has
+// finished `steps` steps of this launch (thread 0 spins; the block meets it
+// at a barrier). A slice on one block needs the barrier only: it makes the
+// block's global writes visible to its threads.
+__device__ __forceinline__ void wait_for_slice(int* counter, int steps) {
+  if (threadIdx.x == 0 && steps > 0 && gridDim.x > 1) {
     cuda::atomic_ref<int, cuda::thread_scope_device> done(*counter);
-    while (done.load(cuda::memory_order_acquire) < steps * blocks_per_slice) __nanosleep(32);
+    while (done.load(cuda::memory_order_acquire) < steps * (int)gridDim.x) __nanosleep(32);
   }
   __syncthreads();
 }
@@ -204,10 +204,10 @@ lstm_forward_persistent2d(PersistentForwardParams<T> p) {
     const int rows = min(BS, step.rows - r0);  // of this slice, at this step
     Acc pre[kRows][kUnitTile<kRows>][kNumGates];
     load_pass_pre_x(p, step, lay, 0, min(pass, rows), pre);  // before the wait
-    wait_for_slice(counter, k - p.k_begin, gridDim.x);
+    wait_for_slice(counter, k - p.k_begin);
+    const HiddenOnChip<T> h{k > p.k_begin ? h_kept : nullptr, h_kept};
     for (int first = 0; first < rows; first += pass) {
       if (first > 0) load_pass_pre_x(p, step, lay, first, min(pass, rows - first), pre);
-      const HiddenOnChip<T> h{k > p.k_begin ? h_kept : nullptr, h_kept};
       slice_pass<T, kRows, kSaveWorkspace>(p, step, lay, first, min(pass, rows - first), w_slice,
                                            h_stage, c_slice, h, pre);
     }
@@ -307,7 +307,7 @@ lstm_backward_persistent2d(PersistentBackwardParams<T> p) {
     const int rows = min(BS, step.rows - r0);  // of this slice, at this step
     unit_gate_grads(p, step, j0, r0, max(rows, 0), dh_units, dc_units, dg_kept);  // A
     publish_step(counter);
-    wait_for_slice(counter, done + 1, gridDim.x);
+    wait_for_slice(counter, done + 1);
     for (int first = 0; first < rows; first += pass) {  // B
       slice_dh_pass<T, kRows>(p, step, lay, first, min(pass, rows - first), w_slice, dg_kept,
                               dg_stage, dh_units);

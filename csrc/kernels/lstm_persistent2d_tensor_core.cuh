@@ -132,7 +132,7 @@ lstm_forward_persistent2d_tensor_core(PersistentForwardParams<T> p) {
     // This thread's cells of a pass: e = tid + kThreads * i, unit e % 32, row e / 32.
     float pre[kCells][kNumGates];
     load_cells_pre_x(p, step, r0, min(kPass, rows), pre);  // the first pass's, before the wait
-    wait_for_slice(counter, k - p.k_begin, gridDim.x);
+    wait_for_slice(counter, k - p.k_begin);
     for (int first = 0; first < rows; first += kPass) {
       const int pass = min(kPass, rows - first);
       if (first > 0) load_cells_pre_x(p, step, r0 + first, pass, pre);
@@ -251,7 +251,7 @@ lstm_backward_persistent2d_tensor_core(PersistentBackwardParams<T> p) {
     const int rows = min(BS, step.rows - r0);  // of this slice, at this step
     unit_gate_grads(p, step, j0, r0, max(rows, 0), dh_units, dc_units);  // A
     publish_step(counter);
-    wait_for_slice(counter, done + 1, gridDim.x);
+    wait_for_slice(counter, done + 1);
     const T* dgates_step = p.dgates + (size_t)step.offset * depth;
     for (int first = 0; first < rows; first += kPass) {  // B
       const int pass = min(kPass, rows - first);

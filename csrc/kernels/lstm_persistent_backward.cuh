@@ -39,16 +39,6 @@ __device__ __forceinline__ void load_unit_grads(const PersistentBackwardParams<T
   }
 }
 
-// The gate gradients as stored (rounded to T), into a block's copy on chip.
-template <typename T>
-__device__ __forceinline__ void keep_gate_grads(acc_t<T>* kept, const CellGrad<acc_t<T>>& d,
-                                                int H) {
-  kept[(size_t)kGateI * H] = to_acc(from_acc<T>(d.di));
-  kept[(size_t)kGateF * H] = to_acc(from_acc<T>(d.df));
-  kept[(size_t)kGateG * H] = to_acc(from_acc<T>(d.dg));
-  kept[(size_t)kGateO * H] = to_acc(from_acc<T>(d.do_));
-}
-
 // Phase A of a step for batch rows [r0, r0 + rows): the gate gradients of
 // the block's units into dgates, and dL/dc_{t-1} into dc_units (and grad_c0
 // for rows that started from c0), and where `kept` is given, the gradients
@@ -71,8 +61,8 @@ __device__ __forceinline__ void unit_gate_grads(const PersistentBackwardParams<T
         g[(size_t)kGateI * H], g[(size_t)kGateF * H], g[(size_t)kGateG * H],
         g[(size_t)kGateO * H], p.cells[cell], c_prev, to_acc(p.grad_output[cell]) + dh_units[e],
         dc_units[e]);
-    store_gate_grads(p.dgates + row * kNumGates * H + j, d, H);
-    if (kept) keep_gate_grads<T>(kept + (size_t)(e / U) * kNumGates * H + j, d, H);
+    store_gate_grads(p.dgates + row * kNumGates * H + j, d, H,
+                     kept ? kept + (size_t)(e / U) * kNumGates * H + j : nullptr);
     dc_units[e] = d.dc_prev;
     if (b >= step.carried) p.grad_c0[(size_t)b * H + j] = d.dc_prev;
   }

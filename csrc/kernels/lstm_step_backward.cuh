@@ -29,13 +29,18 @@
 namespace fastlstm {
 
 // Stores the gate gradients of one (row, unit); dg points at the row's
-// input-gate column of the unit, the other gates follow H apart.
+// input-gate column of the unit, the other gates follow H apart. Where
+// `kept` is given (laid out as dg), the values as stored go there too: a
+// block's copy on chip.
 template <typename T>
-__device__ __forceinline__ void store_gate_grads(T* dg, const CellGrad<acc_t<T>>& d, int H) {
-  dg[(size_t)kGateI * H] = from_acc<T>(d.di);
-  dg[(size_t)kGateF * H] = from_acc<T>(d.df);
-  dg[(size_t)kGateG * H] = from_acc<T>(d.dg);
-  dg[(size_t)kGateO * H] = from_acc<T>(d.do_);
+__device__ __forceinline__ void store_gate_grads(T* dg, const CellGrad<acc_t<T>>& d, int H,
+                                                 acc_t<T>* kept = nullptr) {
+  const T stored[kNumGates] = {from_acc<T>(d.di), from_acc<T>(d.df), from_acc<T>(d.dg),
+                               from_acc<T>(d.do_)};
+  for (int g = 0; g < kNumGates; ++g) {
+    dg[(size_t)g * H] = stored[g];
+    if (kept) kept[(size_t)g * H] = to_acc(stored[g]);
+  }
 }
 
 // Gate gradients of one (row, unit) of the step, as cell_backward gives them.
